@@ -56,12 +56,14 @@ def _fit_numeric(where: str, datatype: str, raw: np.ndarray) -> np.ndarray:
                     f"{where}: value out of range for {datatype} [{info.min}, {info.max}]"
                 )
         return raw.astype(target, copy=False)
-    # Floating targets accept integers and floats; narrower floats must not overflow to inf.
-    if raw.size and target.itemsize < raw.dtype.itemsize and kind == "f":
+    # Floating targets accept integers and floats. JSON has no inf/NaN, so an infinite value
+    # after the cast means the number overflowed the narrower float.
+    with np.errstate(over="ignore"):
+        fitted = raw.astype(target, copy=False)
+    if fitted.size and fitted.dtype != raw.dtype and not np.isfinite(fitted).all():
         limit = float(np.finfo(target).max)
-        if float(np.abs(raw).max()) > limit:
-            raise InvalidInput(f"{where}: value out of range for {datatype} (|x| <= {limit:g})")
-    return raw.astype(target, copy=False)
+        raise InvalidInput(f"{where}: value out of range for {datatype} (|x| <= {limit:g})")
+    return fitted
 
 
 def _bytes_array(where: str, data: list[Any]) -> np.ndarray:
