@@ -1,0 +1,56 @@
+# Orchard — run `make help` for the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv is the only tool needed up front; `make` installs it with pip when it is missing.
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PY_SRC := libs/core/src services/inference/src services/gateway/src pipelines/src cli/src
+PYTEST_ARGS ?=
+
+.PHONY: help
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*##"; printf "Usage: make <target>\n\n"} /^[a-zA-Z0-9_-]+:.*##/ { printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
+
+$(UV):
+	python3 -m pip install --user --quiet uv || python3 -m pip install --user --quiet --break-system-packages uv
+
+.venv/.installed: $(UV) uv.lock pyproject.toml */pyproject.toml */*/pyproject.toml
+	$(UV) sync --all-packages --frozen
+	@touch $@
+
+.PHONY: install
+install: .venv/.installed ## Install every package and dev tool into .venv (uv, locked)
+
+.PHONY: up
+up: install ## Install, then start the local platform (MLflow, runtime, gateway) on loopback
+	$(UV) run --frozen orchard up
+
+.PHONY: lint
+lint: install ## Ruff (lint + format check) and the import contracts between packages
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen lint-imports
+
+.PHONY: typecheck
+typecheck: install ## mypy --strict over every package
+	$(UV) run --frozen mypy
+
+.PHONY: unit
+unit: install ## Fast tests only (no real processes)
+	$(UV) run --frozen pytest -m "not integration" $(PYTEST_ARGS)
+
+.PHONY: test
+test: lint typecheck ## Install and run the whole suite: lint, types, unit and integration tests
+	@$(UV) run --frozen pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is missing" >&2; exit 1; fi; \
+	exit $$rc
+
+.PHONY: fmt
+fmt: install ## Format and auto-fix the code
+	$(UV) run --frozen ruff format .
+	$(UV) run --frozen ruff check --fix .
+
+.PHONY: clean
+clean: ## Remove the virtual environment, caches and the local data folder
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .orchard
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
