@@ -1,0 +1,139 @@
+"""Open Inference Protocol v2: the gateway's own server endpoints and the routed models."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from orchard_core.oip import decode_infer_request
+from orchard_core.responses import json_response
+from orchard_gateway.api.relay import relay
+from orchard_gateway.deps import BodyDep, RoutesDep, UpstreamDep
+from orchard_gateway.routes_table import Route
+from orchard_gateway.upstream import Upstream
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/v2", tags=["v2"])
+
+
+@router.get("")
+async def server_metadata(request: Request) -> Response:
+    """Server metadata: name, version and protocol extensions."""
+    return json_response(
+        {
+            "name": "orchard-gateway",
+            "version": request.app.version,
+            "extensions": ["model_repository_extension"],
+        }
+    )
+
+
+@router.get("/health/live")
+async def server_live() -> Response:
+    """Server liveness."""
+    return json_response({"live": True})
+
+
+@router.get("/health/ready")
+async def server_ready(routes: RoutesDep) -> Response:
+    """Server readiness: a route table is loaded."""
+    return json_response({"ready": True})
+
+
+@router.get("/models")
+async def list_models(routes: RoutesDep) -> Response:
+    """The models this gateway routes."""
+    return json_response({"models": routes.models})
+
+
+def _model_path(route: Route, suffix: str = "") -> str:
+    # Always the pinned version: the backend may hold others the gateway does not route.
+    return f"/v2/models/{route.model}/versions/{route.version}{suffix}"
+
+
+@router.get("/models/{model}")
+async def model_metadata(
+    model: str, request: Request, routes: RoutesDep, upstream: UpstreamDep
+) -> Response:
+    """Metadata of the routed version of a model."""
+    route = routes.resolve(model)
+    return await relay(request, upstream, route, _model_path(route))
+
+
+@router.get("/models/{model}/versions/{version}")
+async def model_version_metadata(
+    model: str, version: str, request: Request, routes: RoutesDep, upstream: UpstreamDep
+) -> Response:
+    """Metadata of a model version (only the routed one)."""
+    route = routes.resolve(model, version)
+    return await relay(request, upstream, route, _model_path(route))
+
+
+@router.get("/models/{model}/ready")
+async def model_ready(
+    model: str, request: Request, routes: RoutesDep, upstream: UpstreamDep
+) -> Response:
+    """Readiness of the routed version of a model."""
+    route = routes.resolve(model)
+    return await relay(request, upstream, route, _model_path(route, "/ready"))
+
+
+@router.get("/models/{model}/versions/{version}/ready")
+async def model_version_ready(
+    model: str, version: str, request: Request, routes: RoutesDep, upstream: UpstreamDep
+) -> Response:
+    """Readiness of a model version (only the routed one)."""
+    route = routes.resolve(model, version)
+    return await relay(request, upstream, route, _model_path(route, "/ready"))
+
+
+async def _infer(request: Request, upstream: Upstream, route: Route, body: bytes) -> Response:
+    # Bad input is answered here, without a round trip; the original bytes go upstream.
+    decode_infer_request(body)
+    return await relay(request, upstream, route, _model_path(route, "/infer"), body)
+
+
+@router.post("/models/{model}/infer")
+async def infer(
+    model: str, request: Request, body: BodyDep, routes: RoutesDep, upstream: UpstreamDep
+) -> Response:
+    """Inference on the routed version of a model."""
+    return await _infer(request, upstream, routes.resolve(model), body)
+
+
+@router.post("/models/{model}/versions/{version}/infer")
+async def infer_version(
+    model: str,
+    version: str,
+    request: Request,
+    body: BodyDep,
+    routes: RoutesDep,
+    upstream: UpstreamDep,
+) -> Response:
+    """Inference on a model version (only the routed one)."""
+    return await _infer(request, upstream, routes.resolve(model, version), body)
+
+
+def _repository_path(route: Route, action: str) -> str:
+    return f"/v2/repository/models/{route.model}/{action}"
+
+
+@router.post("/repository/models/{model}/load")
+async def repository_load(
+    model: str, request: Request, body: BodyDep, routes: RoutesDep, upstream: UpstreamDep
+) -> Response:
+    """Ask the model's backend to load it."""
+    route = routes.resolve(model)
+    return await relay(request, upstream, route, _repository_path(route, "load"), body)
+
+
+@router.post("/repository/models/{model}/unload")
+async def repository_unload(
+    model: str, request: Request, body: BodyDep, routes: RoutesDep, upstream: UpstreamDep
+) -> Response:
+    """Ask the model's backend to unload it."""
+    route = routes.resolve(model)
+    return await relay(
+        request, upstream, route, f"/v2/repository/models/{route.model}/unload", body
+    )
