@@ -1,0 +1,194 @@
+"""Pytest fixtures shared by every Orchard package's tests.
+
+- ``free_port()``: a function returning a TCP port free on 127.0.0.1 right now.
+- ``free_port`` fixture: one such port, for a test that starts its own server.
+- ``mlflow_server`` fixture (session): a real ``mlflow server`` on loopback, SQLite backend
+  and a local artifact folder in a temporary directory; yields an :class:`MlflowServer`
+  whose ``url`` is the tracking URI. Skipped when full MLflow is not installed, except under
+  ``CI=true``, where that is a failure.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+_SERVER_START_TIMEOUT_S = 180.0  # mlflow server imports take ~15 s, far more on a busy machine
+_SERVER_STOP_TIMEOUT_S = 15.0
+_START_ATTEMPTS = 3  # a free port can be taken by someone else before the server binds it
+
+
+def free_port() -> int:
+    """Return a TCP port that was free on 127.0.0.1 when this function checked."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(name="free_port")
+def _free_port_fixture() -> int:
+    """A TCP port free on 127.0.0.1 (bind to it promptly: nothing reserves it)."""
+    return free_port()
+
+
+@dataclass(frozen=True)
+class MlflowServer:
+    """A running ``mlflow server``: ``url`` is its tracking URI."""
+
+    url: str
+    port: int
+    root: Path
+    log_path: Path
+    backend_store_uri: str
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowServer]:
+    """Start a real MLflow tracking server for the whole session and stop it afterwards.
+
+    One worker, no job runner; state in a fresh temporary directory. Teardown terminates the
+    server's whole process group, so no worker outlives the session.
+    """
+    executable = _mlflow_executable()
+    root = tmp_path_factory.mktemp("mlflow-server")
+    failures: list[str] = []
+    for attempt in range(_START_ATTEMPTS):
+        port = free_port()
+        log_path = root / f"server-{attempt}.log"
+        backend = f"sqlite:///{root / 'mlflow.db'}"
+        process = _start(executable, root, port, backend, log_path)
+        try:
+            if _wait_until_healthy(process, port):
+                yield MlflowServer(f"http://127.0.0.1:{port}", port, root, log_path, backend)
+                return
+        finally:
+            _stop(process)
+        failures.append(f"attempt {attempt + 1} (port {port}): {_tail(log_path)}")
+    pytest.fail("mlflow server did not become healthy:\n" + "\n".join(failures))
+
+
+def _mlflow_executable() -> Path:
+    executable = Path(sys.executable).parent / "mlflow"
+    try:
+        # The server needs full MLflow; mlflow-skinny installs the same command without it.
+        importlib.metadata.distribution("mlflow")
+    except importlib.metadata.PackageNotFoundError:
+        _skip_or_fail("the full 'mlflow' package (with `mlflow server`) is not installed")
+    if not executable.is_file():
+        _skip_or_fail(f"no mlflow executable at {executable}")
+    return executable
+
+
+def _skip_or_fail(reason: str) -> NoReturn:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; CI=true, so this is an error rather than a skip")
+    pytest.skip(reason)
+
+
+def _start(
+    executable: Path, root: Path, port: int, backend: str, log_path: Path
+) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        # The job runner spawns huey consumers (and /dev/shm folders) a test server never uses.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [
+        str(executable),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--backend-store-uri",
+        backend,
+        "--artifacts-destination",
+        str(root / "artifacts"),
+    ]
+    with log_path.open("wb") as log:
+        # A new session makes the server the leader of its own process group, so teardown can
+        # signal it and every worker it spawned at once. cwd=root keeps stray files out of
+        # the checkout.
+        return subprocess.Popen(
+            command,
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _wait_until_healthy(process: subprocess.Popen[bytes], port: int) -> bool:
+    deadline = time.monotonic() + _SERVER_START_TIMEOUT_S
+    url = f"http://127.0.0.1:{port}/health"
+    # Loopback never goes through an HTTP proxy, whatever http_proxy says.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            with opener.open(url, timeout=2) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)  # polling interval, not a wait for readiness
+    return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    group = process.pid  # start_new_session: process group id == leader's pid
+    _signal_group(group, signal.SIGTERM)
+    try:
+        process.wait(timeout=_SERVER_STOP_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        _signal_group(group, signal.SIGKILL)
+        process.wait()
+    # Workers can outlive the leader for a moment; whatever is left after the grace period
+    # (or ignores SIGTERM) is killed. Bounded, since zombies awaiting a reaper look alive.
+    deadline = time.monotonic() + _SERVER_STOP_TIMEOUT_S
+    while _group_alive(group) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _signal_group(group, signal.SIGKILL)
+
+
+def _signal_group(group: int, signum: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signum)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"(no log: {exc})"

@@ -1,0 +1,1 @@
+"""Model definitions, fitting and evaluation for each of Orchard's demo models."""
