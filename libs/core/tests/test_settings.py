@@ -11,6 +11,7 @@ from orchard_core.settings import ServiceSettings, SettingsError, load_settings
 class DemoSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ORCHARD_DEMO_", extra="ignore", frozen=True)
     timeout_s: float = 2.0
+    models: dict[str, str] = {}
 
 
 def test_reads_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -45,3 +46,13 @@ def test_bad_log_level_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> No
 def test_settings_error_is_a_clean_exit() -> None:
     # SystemExit carries the message to stderr without a traceback when raised from main().
     assert issubclass(SettingsError, SystemExit)
+
+
+def test_malformed_json_for_a_complex_field_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORCHARD_DEMO_MODELS", '{"m": ')
+    with pytest.raises(SettingsError, match="ORCHARD_DEMO_MODELS: not valid JSON"):
+        load_settings(DemoSettings)
+    monkeypatch.setenv("ORCHARD_DEMO_MODELS", '{"m": "models:/m@champion"}')
+    assert load_settings(DemoSettings).models == {"m": "models:/m@champion"}

@@ -154,7 +154,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_orchard_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, OrchardError)
         status = status_for(exc)
-        if status >= 500:
+        if status == 503:  # an expected state (loading, failed model, dependency down)
+            _log.warning("request refused: %s", exc.message, extra={"status": status})
+        elif status >= 500:
             _log.error("request failed: %s", exc.message, extra={"status": status})
         return error_response(status, exc.message)
 

@@ -7,10 +7,12 @@ one message that names the environment variable, instead of a pydantic traceback
 
 from __future__ import annotations
 
+import re
 from typing import Literal, TypeVar
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsError as SourceError
 
 __all__ = ["ServiceSettings", "SettingsError", "load_settings"]
 
@@ -59,3 +61,8 @@ def load_settings(settings_cls: type[S], **overrides: object) -> S:
             shown = "" if isinstance(given, dict) else f" (got {given!r})"
             lines.append(f"{name}: {err.get('msg', 'invalid value')}{shown}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+    except SourceError as exc:
+        # pydantic-settings fails before validation when a complex field's JSON is malformed.
+        match = re.search(r'field "([^"]+)"', str(exc))
+        name = _env_name(settings_cls, (match.group(1),)) if match else "?"
+        raise SettingsError(f"invalid settings:\n  {name}: not valid JSON") from None

@@ -1,0 +1,1 @@
+"""HTTP routes: OIP v2, its repository extension, and KServe v1."""
