@@ -35,15 +35,31 @@ lint: install ## Ruff (lint + format check) and the import contracts between pac
 typecheck: install ## mypy --strict over every package
 	$(UV) run --frozen mypy
 
+# package:folder — each package's tests run in an environment holding only its dependencies
+# (plus the dev tools), so no package leans on another's dependency by accident. The MLflow
+# server some tests start is an outside program, taken from the full environment.
+PACKAGES := core:libs/core gateway:services/gateway inference:services/inference pipelines:pipelines
+
 .PHONY: unit
-unit: install ## Fast tests only (no real processes)
-	$(UV) run --frozen pytest -m "not integration" $(PYTEST_ARGS)
+unit: install ## Fast tests only (no real processes), in the full environment
+	scripts/pytest-strict .venv/bin/pytest -m "not integration" $(PYTEST_ARGS)
+
+.PHONY: test-packages
+test-packages: install ## Each package's tests with only that package's dependencies installed
+	@set -e; for spec in $(PACKAGES); do \
+	  pkg=$${spec%%:*}; dir=$${spec#*:}; \
+	  echo "== orchard-$$pkg, alone in .venvs/$$pkg"; \
+	  UV_PROJECT_ENVIRONMENT=.venvs/$$pkg $(UV) sync --quiet --frozen --package orchard-$$pkg --group dev; \
+	  ORCHARD_TEST_MLFLOW=$(CURDIR)/.venv/bin/mlflow \
+	    scripts/pytest-strict .venvs/$$pkg/bin/pytest -p no:cacheprovider $$dir/tests $(PYTEST_ARGS); \
+	done
+
+.PHONY: test-stack
+test-stack: install ## The CLI and the whole platform as real processes (MLflow, runtime, gateway)
+	scripts/pytest-strict .venv/bin/pytest cli/tests tests $(PYTEST_ARGS)
 
 .PHONY: test
-test: lint typecheck ## Install and run the whole suite: lint, types, unit and integration tests
-	@$(UV) run --frozen pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: the suite is missing" >&2; exit 1; fi; \
-	exit $$rc
+test: lint typecheck test-packages test-stack ## Install and run everything: lint, types, every test
 
 .PHONY: fmt
 fmt: install ## Format and auto-fix the code
@@ -52,5 +68,5 @@ fmt: install ## Format and auto-fix the code
 
 .PHONY: clean
 clean: ## Remove the virtual environment, caches and the local data folder
-	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .orchard
+	rm -rf .venv .venvs .mypy_cache .ruff_cache .pytest_cache .orchard
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -82,6 +82,13 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
 
 
 def _mlflow_executable() -> Path:
+    # The server is an outside program to the code under test: ORCHARD_TEST_MLFLOW points at
+    # one from another environment, so a package's tests can run with only its own deps.
+    override = os.environ.get("ORCHARD_TEST_MLFLOW")
+    if override:
+        if not Path(override).is_file():
+            _skip_or_fail(f"ORCHARD_TEST_MLFLOW={override} is not a file")
+        return Path(override)
     executable = Path(sys.executable).parent / "mlflow"
     try:
         # The server needs full MLflow; mlflow-skinny installs the same command without it.

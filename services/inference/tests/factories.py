@@ -18,6 +18,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+# mlflow-skinny, the runtime's dependency, ships without skops (MLflow's default format).
+CLOUDPICKLE = mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE
+
 CREDIT_COLUMNS = ("age", "income", "purpose")
 PIXELS = 64
 CLASSES = 10
@@ -65,7 +68,11 @@ def credit_pipeline(seed: int = 0) -> Pipeline:
 def save_credit_model(path: Path, pipeline: Pipeline) -> Path:
     # pip_requirements given: inferring them starts a subprocess and takes seconds.
     mlflow.sklearn.save_model(
-        pipeline, str(path), signature=credit_signature(), pip_requirements=["scikit-learn"]
+        pipeline,
+        str(path),
+        signature=credit_signature(),
+        pip_requirements=["scikit-learn"],
+        serialization_format=CLOUDPICKLE,
     )
     return path
 

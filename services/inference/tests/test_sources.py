@@ -15,7 +15,7 @@ from orchard_core.oip import decode_infer_response
 from orchard_inference import MlflowModelSource
 
 from .conftest import MakeRuntime
-from .factories import column_body, credit_frame, credit_pipeline, credit_signature
+from .factories import CLOUDPICKLE, column_body, credit_frame, credit_pipeline, credit_signature
 
 NAME = "inference-credit"
 
@@ -36,6 +36,7 @@ def registry(mlflow_server: Any) -> Iterator[MlflowClient]:
                     signature=credit_signature(),
                     registered_model_name=NAME,
                     pip_requirements=["scikit-learn"],
+                    serialization_format=CLOUDPICKLE,
                 )
         client.set_registered_model_alias(NAME, "champion", "1")
         yield client

@@ -14,7 +14,7 @@ from orchard_inference.flavors import SklearnLoader
 from orchard_inference.schema import TensorMeta
 from orchard_inference.signature import input_schema
 
-from ..factories import CreditModel, credit_frame
+from ..factories import CLOUDPICKLE, CreditModel, credit_frame
 
 
 def _load(path: Path):  # type: ignore[no-untyped-def]
@@ -43,12 +43,16 @@ def test_string_labels_are_bytes_and_regressors_have_no_proba(tmp_path: Path) ->
     x = np.arange(20, dtype=np.float64).reshape(10, 2)
     labels = np.array(["low"] * 5 + ["high"] * 5)
     mlflow.sklearn.save_model(
-        LogisticRegression().fit(x, labels), str(tmp_path / "clf"), pip_requirements=["sklearn"]
+        LogisticRegression().fit(x, labels),
+        str(tmp_path / "clf"),
+        pip_requirements=["sklearn"],
+        serialization_format=CLOUDPICKLE,
     )
     mlflow.sklearn.save_model(
         LinearRegression().fit(x, x.sum(axis=1)),
         str(tmp_path / "reg"),
         pip_requirements=["sklearn"],
+        serialization_format=CLOUDPICKLE,
     )
 
     _, classifier = _load(tmp_path / "clf")

@@ -1,0 +1,175 @@
+"""``orchard up``: start MLflow, train on first run, start runtime and gateway, supervise."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import httpx
+from rich.console import Console
+from rich.text import Text
+
+from orchard_cli.console import PrefixedLog
+from orchard_cli.lockfile import AlreadyRunningError, InstanceLock, InstanceState, ServiceState
+from orchard_cli.platform import (
+    CHAMPION,
+    PlatformConfig,
+    PlatformError,
+    champion_versions,
+    example_curl,
+    gateway_spec,
+    inference_spec,
+    missing_modules,
+    mlflow_spec,
+    parse_training_output,
+    training_spec,
+    write_routes,
+)
+from orchard_cli.ports import PortInUseError, check_ports_free
+from orchard_cli.supervisor import (
+    Outcome,
+    StopRequested,
+    Supervisor,
+    SupervisorError,
+    describe_returncode,
+)
+
+__all__ = ["run_up"]
+
+_LOG_NAMES = ("mlflow", "train", "inference", "gateway")
+
+
+def _state(cfg: PlatformConfig, status: str, supervisor: Supervisor | None = None) -> InstanceState:
+    pids = {p.name: p.pid for p in supervisor.processes} if supervisor else {}
+    services = {
+        "gateway": ServiceState(cfg.gateway_url, f"{cfg.gateway_url}/readyz"),
+        "inference": ServiceState(cfg.inference_url, f"{cfg.inference_url}/v2/health/ready"),
+        "mlflow": ServiceState(cfg.mlflow_url, f"{cfg.mlflow_url}/health"),
+    }
+    return InstanceState(
+        pid=os.getpid(),
+        status=status,
+        data_dir=str(cfg.data_dir),
+        services={
+            name: ServiceState(s.url, s.health_url, pids.get(name)) for name, s in services.items()
+        },
+    )
+
+
+def run_up(cfg: PlatformConfig, console: Console, errors: Console) -> int:
+    """Run the platform until it is stopped; returns the process exit code.
+
+    0 after a stop by SIGINT, SIGTERM or SIGHUP; 1 when it is already running, a port is
+    busy, a package is missing, something fails to start, or a service exits on its own.
+    """
+    lock = InstanceLock(cfg.data_dir)
+    try:
+        lock.acquire()
+    except AlreadyRunningError as e:
+        errors.print(str(e), markup=False, soft_wrap=True)
+        return 1
+    except OSError as e:
+        errors.print(f"Cannot use data folder {cfg.data_dir}: {e}", markup=False, soft_wrap=True)
+        return 1
+    try:
+        try:
+            check_ports_free(cfg.host, cfg.ports)
+        except PortInUseError as e:
+            errors.print(f"Cannot start Orchard: {e}", markup=False, soft_wrap=True)
+            return 1
+        missing = missing_modules()
+        if missing:
+            message = ", ".join(missing)
+            errors.print(
+                f"Cannot start Orchard: not installed: {message} — run `uv sync` in the workspace",
+                markup=False,
+                soft_wrap=True,
+            )
+            return 1
+        lock.write_state(_state(cfg, "starting"))
+        return _run(cfg, lock, console, errors)
+    finally:
+        lock.release()
+
+
+def _run(cfg: PlatformConfig, lock: InstanceLock, console: Console, errors: Console) -> int:
+    supervisor = Supervisor(PrefixedLog(console, _LOG_NAMES))
+    client = httpx.Client(timeout=10.0, trust_env=False)
+    code = 0
+    with supervisor.trap_signals():
+        try:
+            _start(cfg, supervisor, client, console)
+            lock.write_state(_state(cfg, "running", supervisor))
+            _print_ready(cfg, client, console)
+            outcome, exited = supervisor.supervise()
+            if outcome is Outcome.CHILD_EXITED and exited is not None:
+                errors.print(
+                    f"{exited.name} {describe_returncode(exited.returncode or 0)} unexpectedly"
+                    " — stopping Orchard",
+                    markup=False,
+                    soft_wrap=True,
+                )
+                code = 1
+        except StopRequested:
+            pass
+        except (SupervisorError, PlatformError) as e:
+            errors.print(f"Orchard failed to start: {e}", markup=False, soft_wrap=True)
+            code = 1
+        finally:
+            client.close()
+            # After SIGHUP the terminal may be gone; printing must not prevent the stop.
+            with contextlib.suppress(OSError):
+                if supervisor.processes:
+                    console.print("Stopping Orchard…")
+            supervisor.stop_all()
+            supervisor.close()
+    if code == 0 and supervisor.processes:
+        with contextlib.suppress(OSError):
+            console.print("Orchard stopped.")
+    return code
+
+
+def _start(
+    cfg: PlatformConfig, supervisor: Supervisor, client: httpx.Client, console: Console
+) -> None:
+    with console.status("Starting MLflow…"):
+        supervisor.start(mlflow_spec(cfg))
+    versions = champion_versions(client, cfg.mlflow_url)
+    untrained = [name for name, version in versions.items() if version is None]
+    if untrained:
+        console.print(
+            f"First run: training and registering {', '.join(untrained)} "
+            "(this takes a few minutes)…"
+        )
+        with console.status("Training the demo models…"):
+            job = supervisor.run_job(training_spec(cfg))
+        for model in parse_training_output(job.stdout_lines):
+            metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(model.metrics.items()))
+            console.print(f"Registered {model.name} version {model.version} ({metrics})")
+        versions = champion_versions(client, cfg.mlflow_url)
+    pinned: dict[str, str] = {}
+    for name, version in versions.items():
+        if version is None:
+            raise PlatformError(f"the registry has no {name}@{CHAMPION} after training")
+        pinned[name] = version
+    write_routes(cfg.routes_file, cfg.inference_url, pinned)
+    with console.status("Starting the inference runtime (loading models)…"):
+        supervisor.start(inference_spec(cfg))
+    with console.status("Starting the gateway…"):
+        supervisor.start(gateway_spec(cfg))
+
+
+def _print_ready(cfg: PlatformConfig, client: httpx.Client, console: Console) -> None:
+    curl = example_curl(client, cfg)
+    rows = [
+        ("Gateway", cfg.gateway_url),
+        ("Runtime", cfg.inference_url),
+        ("MLflow UI", cfg.mlflow_url),
+        ("Data folder", str(cfg.data_dir)),
+    ]
+    console.print(Text("Orchard is up.", style="bold green"))
+    for label, value in rows:
+        console.print(Text.assemble(f"  {label:<12}", (value, "bold")), soft_wrap=True)
+    console.print("Try a prediction through the gateway:")
+    console.print(Text(f"  {curl}"), soft_wrap=True)
+    console.print("Press Ctrl-C to stop.")

@@ -1,0 +1,174 @@
+"""How each service is launched, the routes file, the registry check and the training result."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from orchard_cli.platform import (
+    PlatformConfig,
+    PlatformError,
+    champion_versions,
+    example_curl,
+    gateway_spec,
+    inference_spec,
+    missing_modules,
+    mlflow_spec,
+    parse_training_output,
+    training_spec,
+    write_routes,
+)
+
+
+@pytest.fixture
+def cfg(tmp_path: Path) -> PlatformConfig:
+    return PlatformConfig(
+        data_dir=tmp_path, mlflow_port=5100, inference_port=8180, gateway_port=8100
+    )
+
+
+def test_mlflow_keeps_its_database_and_artifacts_in_the_data_folder(cfg: PlatformConfig):
+    spec = mlflow_spec(cfg)
+
+    assert spec.argv[:4] == [sys.executable, "-m", "mlflow", "server"]
+    flags = dict(zip(spec.argv[4::2], spec.argv[5::2], strict=True))
+    assert flags == {
+        "--backend-store-uri": f"sqlite:///{cfg.data_dir}/mlflow/mlflow.db",
+        "--artifacts-destination": f"{cfg.data_dir}/mlflow/artifacts",
+        "--host": "127.0.0.1",
+        "--port": "5100",
+        "--workers": "1",
+    }
+    assert spec.ready_url == "http://127.0.0.1:5100/health"
+
+
+def test_training_reports_to_the_local_mlflow(cfg: PlatformConfig):
+    spec = training_spec(cfg)
+
+    assert spec.argv == [
+        sys.executable, "-m", "orchard_pipelines.train",
+        "--model", "all", "--tracking-uri", "http://127.0.0.1:5100", "--json",
+    ]  # fmt: skip
+    assert spec.capture_stdout
+
+
+def test_the_runtime_serves_each_demo_models_champion(cfg: PlatformConfig):
+    spec = inference_spec(cfg)
+
+    assert spec.argv == [sys.executable, "-m", "orchard_inference"]
+    assert spec.env["ORCHARD_INFERENCE_HOST"] == "127.0.0.1"
+    assert spec.env["ORCHARD_INFERENCE_PORT"] == "8180"
+    assert spec.env["MLFLOW_TRACKING_URI"] == "http://127.0.0.1:5100"
+    assert json.loads(spec.env["ORCHARD_INFERENCE_MODELS"]) == {
+        "credit-risk": "models:/credit-risk@champion",
+        "digits": "models:/digits@champion",
+    }
+    assert spec.ready_url == "http://127.0.0.1:8180/v2/health/ready"
+
+
+def test_the_gateway_reads_the_routes_file(cfg: PlatformConfig):
+    spec = gateway_spec(cfg)
+
+    assert spec.argv == [sys.executable, "-m", "orchard_gateway"]
+    assert spec.env == {
+        "ORCHARD_GATEWAY_HOST": "127.0.0.1",
+        "ORCHARD_GATEWAY_PORT": "8100",
+        "ORCHARD_GATEWAY_ROUTES_FILE": str(cfg.data_dir / "routes.yaml"),
+    }
+    assert spec.ready_url == "http://127.0.0.1:8100/readyz"
+
+
+def test_clients_reach_a_wildcard_bind_on_loopback(tmp_path: Path):
+    assert PlatformConfig(tmp_path, host="0.0.0.0").gateway_url == "http://127.0.0.1:8000"
+    assert PlatformConfig(tmp_path, host="::").gateway_url == "http://[::1]:8000"
+
+
+def test_the_routes_file_pins_each_model_to_its_champion_version(tmp_path: Path):
+    path = tmp_path / "routes.yaml"
+
+    write_routes(path, "http://127.0.0.1:8080", {"credit-risk": "3", "digits": "1"})
+
+    assert path.read_text().startswith("# Written by `orchard up`")
+    assert yaml.safe_load(path.read_text()) == {
+        "models": {
+            "credit-risk": {"backend": "http://127.0.0.1:8080", "version": "3"},
+            "digits": {"backend": "http://127.0.0.1:8080", "version": "1"},
+        }
+    }
+
+
+def _registry(status_by_model: dict[str, int]) -> httpx.Client:
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/2.0/mlflow/registered-models/alias"
+        assert request.url.params["alias"] == "champion"
+        name = request.url.params["name"]
+        status = status_by_model[name]
+        if status == 200:
+            return httpx.Response(200, json={"model_version": {"name": name, "version": "2"}})
+        return httpx.Response(status, json={"error_code": "RESOURCE_DOES_NOT_EXIST"})
+
+    return httpx.Client(transport=httpx.MockTransport(handler))
+
+
+def test_champion_versions_says_which_models_need_training():
+    with _registry({"credit-risk": 200, "digits": 404}) as client:
+        assert champion_versions(client, "http://mlflow") == {"credit-risk": "2", "digits": None}
+
+
+def test_a_registry_error_is_not_mistaken_for_a_missing_model():
+    with _registry({"credit-risk": 500}) as client, pytest.raises(PlatformError, match="500"):
+        champion_versions(client, "http://mlflow", ["credit-risk"])
+
+
+def test_the_training_result_is_the_last_stdout_line():
+    result = {
+        "models": [
+            {
+                "name": "digits",
+                "version": "1",
+                "run_id": "abc",
+                "model_uri": "models:/digits/1",
+                "metrics": {"accuracy": 0.97},
+            }
+        ]
+    }
+
+    (model,) = parse_training_output(["some chatter", json.dumps(result), ""])
+
+    assert (model.name, model.version, model.metrics) == ("digits", "1", {"accuracy": 0.97})
+
+
+@pytest.mark.parametrize("stdout", [[], ["not json"], ['{"no": "models"}']])
+def test_a_bad_training_result_is_an_error(stdout: list[str]):
+    with pytest.raises(PlatformError, match="training"):
+        parse_training_output(stdout)
+
+
+def test_the_example_request_matches_the_models_inputs(cfg: PlatformConfig):
+    metadata = {
+        "name": "digits",
+        "inputs": [{"name": "pixels", "datatype": "FP32", "shape": [-1, 4]}],
+    }
+    client = httpx.Client(
+        transport=httpx.MockTransport(lambda r: httpx.Response(200, json=metadata))
+    )
+
+    curl = example_curl(client, cfg)
+
+    assert curl.startswith("curl -s -X POST http://127.0.0.1:8100/v2/models/digits/infer ")
+    body = json.loads(curl.split(" -d ")[1].strip("'"))
+    assert body == {
+        "inputs": [{"name": "pixels", "shape": [1, 4], "datatype": "FP32", "data": [0, 0, 0, 0]}]
+    }
+
+
+def test_modules_that_are_not_installed_are_listed():
+    assert missing_modules(["json", "json.decoder", "orchard_cli.nope", "nope_pkg.mod"]) == [
+        "orchard_cli.nope (package orchard_cli)",
+        "nope_pkg.mod (package nope_pkg)",
+    ]
