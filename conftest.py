@@ -26,6 +26,14 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+# No per-example deadline: timing is for benchmarks, and a busy 2-core machine is slow.
+# CI replays the same examples every run (a red CI must be reproducible); locally Hypothesis
+# explores new ones, which is how it finds the bugs CI then keeps out.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+hypothesis_settings.register_profile("dev", deadline=None, print_blob=True)
+hypothesis_settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
 
 _SERVER_START_TIMEOUT_S = 180.0  # mlflow server imports take ~15 s, far more on a busy machine
 _SERVER_STOP_TIMEOUT_S = 15.0

@@ -82,13 +82,17 @@ def _up(tmp_path: Path, port_factory: Any) -> list[str]:
 
 def _stop_once_running(data_dir: Path, platform: FakePlatform, signum: signal.Signals) -> None:
     """In a thread: when `up` says it is running, record its processes, then signal it."""
+    # Processes this test did not start (a session-wide MLflow server of another package's
+    # tests, say) are children of pytest too: leave them out of what `up` must stop.
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
 
     def watch() -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             state = read_state(data_dir)
             if state is not None and state.status == "running":
-                platform.pids += [p.pid for p in psutil.Process().children(recursive=True)]
+                children = psutil.Process().children(recursive=True)
+                platform.pids += [p.pid for p in children if p.pid not in before]
                 os.kill(os.getpid(), signum)
                 return
             time.sleep(0.02)  # polling interval

@@ -220,3 +220,14 @@ def test_v1_request_and_response() -> None:
     with pytest.raises(InvalidInput, match="not valid JSON"):
         decode_v1_request(b"{")
     assert orjson.loads(encode_v1_response(np.array([1, 0]))) == {"predictions": [1, 0]}
+
+
+def test_uint64_values_above_int64_mix_with_small_ones() -> None:
+    # numpy infers float64 for [0, 2**63]; the codec must keep them exact integers.
+    request = decode_infer_request(
+        _request(_tensor(shape=(2,), datatype="UINT64", data=[0, 2**63]))
+    )
+    assert request.inputs[0].data.dtype == np.uint64
+    assert request.inputs[0].data.tolist() == [0, 2**63]
+    with pytest.raises(InvalidInput, match="out of range for INT64"):
+        decode_infer_request(_request(_tensor(shape=(2,), datatype="INT64", data=[0, 2**63])))

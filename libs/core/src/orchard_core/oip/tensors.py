@@ -66,6 +66,27 @@ def _fit_numeric(where: str, datatype: str, raw: np.ndarray) -> np.ndarray:
     return fitted
 
 
+def _exact_integers(where: str, datatype: str, raw: np.ndarray, data: list[Any]) -> np.ndarray:
+    """Integers numpy could not infer as one integer dtype (e.g. 0 and 2**63 together).
+
+    Rare, so plain Python is fine: every element must be a JSON integer that fits.
+    """
+    items = np.array(data, dtype=object) if raw.dtype.kind == "f" else raw
+    flat = items.reshape(-1).tolist()
+    if not all(type(x) is int for x in flat):
+        if any(isinstance(x, float) for x in flat):
+            raise InvalidInput(
+                f"{where}: datatype {datatype} needs integers, got fractional numbers"
+            )
+        raise InvalidInput(
+            f"{where}: datatype {datatype} needs numbers, got null, objects or huge integers"
+        )
+    info = np.iinfo(NUMPY_DTYPE[datatype])
+    if flat and (min(flat) < info.min or max(flat) > info.max):
+        raise InvalidInput(f"{where}: value out of range for {datatype} [{info.min}, {info.max}]")
+    return np.array(flat, dtype=NUMPY_DTYPE[datatype]).reshape(items.shape)
+
+
 def _bytes_array(where: str, data: list[Any]) -> np.ndarray:
     try:
         raw = np.array(data, dtype=object)
@@ -102,6 +123,8 @@ def tensor_from_json(where: str, datatype: Any, shape: Any, data: Any) -> np.nda
             raise InvalidInput(f"{where}: nested 'data' is ragged") from exc
         except OverflowError as exc:
             raise InvalidInput(f"{where}: value out of range for {datatype}") from exc
+        if NUMPY_DTYPE[datatype].kind in "iu" and raw.dtype.kind in "fO":
+            raw = _exact_integers(where, datatype, raw, data)
         raw = _fit_numeric(where, datatype, raw)
     expected = math.prod(dims)
     if raw.size != expected:
