@@ -38,7 +38,8 @@ def serve(app: FastAPI, settings: ServiceSettings) -> None:
         http="httptools",
         access_log=False,  # ObservabilityMiddleware logs requests when asked to
         log_config=None,  # keep the handlers configure_logging installed
-        timeout_graceful_shutdown=10,
+        # On SIGTERM uvicorn stops listening, then lets in-flight requests finish this long.
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
     )
     server = _Server(config)
     server.run()

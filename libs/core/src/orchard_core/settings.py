@@ -30,6 +30,15 @@ class ServiceSettings(BaseSettings):
     log_level: LogLevel = Field(default="INFO", description="Minimum level of log lines.")
     log_json: bool = Field(default=True, description="JSON log lines (False: plain text).")
     access_log: bool = Field(default=False, description="One log line per request.")
+    shutdown_grace_s: int = Field(
+        default=20,
+        ge=0,
+        le=3600,
+        description=(
+            "On SIGTERM, how long in-flight requests may take to finish before they are "
+            "cancelled. Keep it under the pod's terminationGracePeriodSeconds (30 by default)."
+        ),
+    )
 
 
 class SettingsError(SystemExit):

@@ -91,7 +91,7 @@ def fit_dtype(where: str, array: np.ndarray, dtype: np.dtype, expected: str) -> 
     if have == "O" and want == "f":
         numbers = _numbers_with_nulls(array)  # v1 rows may carry null for a missing value
         if numbers is not None:
-            return numbers.astype(dtype, copy=False)
+            return _narrowed(where, numbers, dtype, expected)
     if have not in "iuf":
         raise InvalidInput(f"{where}: needs numbers ({expected}), got {describe(array)}")
     if (
@@ -100,4 +100,33 @@ def fit_dtype(where: str, array: np.ndarray, dtype: np.dtype, expected: str) -> 
         and not (np.all(np.isfinite(array)) and np.all(np.mod(array, 1) == 0))
     ):
         raise InvalidInput(f"{where}: needs integers ({expected}), got fractional numbers")
+    if want in "iu" and array.size:
+        info = np.iinfo(dtype)
+        # info.max + 1 is a power of two, exact as a float (info.max is not).
+        if have == "f":  # compared as float64: a bound as FP16 would overflow
+            least, most = float(array.min()), float(array.max())
+            out = least < info.min or most >= float(info.max + 1)
+        else:
+            out = int(array.min()) < info.min or int(array.max()) > info.max
+        if out:
+            raise InvalidInput(
+                f"{where}: value out of range for {expected} [{info.min}, {info.max}]"
+            )
+    if want == "f":
+        return _narrowed(where, array, dtype, expected)
     return array.astype(dtype, copy=False)
+
+
+def _narrowed(where: str, array: np.ndarray, dtype: np.dtype, expected: str) -> np.ndarray:
+    """``array`` as the float ``dtype``; a finite value too large for it is ``InvalidInput``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        result = array.astype(dtype, copy=False)
+    if result.size and array.dtype.kind == "f" and result.dtype.itemsize < array.dtype.itemsize:
+        overflowed = np.isinf(result) & np.isfinite(array)
+    elif result.size and array.dtype.kind in "iu":
+        overflowed = np.isinf(result)
+    else:
+        return result
+    if np.any(overflowed):
+        raise InvalidInput(f"{where}: value out of range for {expected}")
+    return result

@@ -34,7 +34,11 @@ DEFAULT_ALIAS = "champion"
 
 
 class ModelRunner(Protocol):
-    """Where a validated request meets its model; adaptive batching plugs in here later."""
+    """Where a validated request meets its model (``BatchingRunner`` merges requests).
+
+    A runner observes ``inference_seconds`` (and the batching metrics) on ``served.metrics``,
+    which the data plane binds before it calls ``run``.
+    """
 
     async def run(
         self,
@@ -67,7 +71,11 @@ class InlineRunner:
         data: ModelInput,
         wanted: tuple[str, ...] | None,
     ) -> list[InferTensor]:
-        return served.predict(predictor, data, wanted)
+        started = time.perf_counter()
+        outputs = served.predict(predictor, data, wanted)
+        if served.metrics is not None:
+            served.metrics.inference_seconds.observe(time.perf_counter() - started)
+        return outputs
 
 
 def _server_version() -> str:
@@ -131,13 +139,14 @@ class DataPlane:
 
     # -- models ----------------------------------------------------------------------------
 
-    def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
-        served = self.repository.get(name, version)
+    async def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        """The model's metadata (a known model that is not in memory loads first)."""
+        served = await self.repository.obtain(name, version)
         return served.metadata(self.repository.versions(name))
 
-    def model_ready(self, name: str, version: str | None) -> ServedModel:
+    async def model_ready(self, name: str, version: str | None) -> ServedModel:
         """The model version asked about (its ``state`` says whether it is ready)."""
-        return self.repository.get(name, version)
+        return await self.repository.obtain(name, version)
 
     def _metrics_of(self, served: ServedModel) -> ModelMetrics:
         if served.metrics is None:  # an attempt still resolving, or that never resolved
@@ -146,16 +155,15 @@ class DataPlane:
 
     async def infer(self, name: str, version: str | None, body: bytes) -> tuple[bytes, str]:
         """Answer an OIP v2 infer request; returns the response body and the model version."""
-        served = self.repository.get(name, version)
+        served = await self.repository.acquire(name, version)
         metrics = self._metrics_of(served)
+        started = time.perf_counter()
         try:
             predictor = served.ready_predictor()
             request = decode_infer_request(body)
             wanted = served.wanted_outputs(predictor, request.outputs)
             data = served.schema.from_tensors(request.inputs)
-            started = time.perf_counter()
             outputs = await self._runner.run(served, predictor, data, wanted)
-            metrics.inference_seconds.observe(time.perf_counter() - started)
             response = encode_infer_response(
                 model_name=served.name,
                 model_version=served.version,
@@ -165,23 +173,28 @@ class DataPlane:
         except Exception as exc:
             _count_failure(metrics, exc)
             raise
+        finally:
+            self.repository.release(served)
+        metrics.total_seconds.observe(time.perf_counter() - started)
         metrics.success.inc()
         return response, served.version or ""
 
     async def predict_v1(self, name: str, body: bytes) -> tuple[bytes, str]:
         """Answer a KServe v1 ``:predict`` request with the model's primary output."""
-        served = self.repository.get(name)
+        served = await self.repository.acquire(name)
         metrics = self._metrics_of(served)
+        started = time.perf_counter()
         try:
             predictor = served.ready_predictor()
             data = served.schema.from_instances(decode_v1_request(body))
-            started = time.perf_counter()
             outputs = await self._runner.run(served, predictor, data, None)
-            metrics.inference_seconds.observe(time.perf_counter() - started)
             response = encode_v1_response(outputs[0].data if outputs else [])
         except Exception as exc:
             _count_failure(metrics, exc)
             raise
+        finally:
+            self.repository.release(served)
+        metrics.total_seconds.observe(time.perf_counter() - started)
         metrics.success.inc()
         return response, served.version or ""
 

@@ -18,11 +18,16 @@ __all__ = ["ModelState", "ServedModel"]
 
 
 class ModelState(StrEnum):
-    """Where a model version is in its life (KServe's repository states, minus unloaded)."""
+    """Where a model version is in its life (KServe's repository states, minus unloaded).
+
+    EVICTED: released to stay within the memory budget or model count; the next request for
+    it loads it again (from ``ServedModel.pinned_uri``).
+    """
 
     LOADING = "LOADING"
     READY = "READY"
     FAILED = "FAILED"
+    EVICTED = "EVICTED"
 
 
 @dataclass(eq=False, slots=True)
@@ -40,6 +45,14 @@ class ServedModel:
     predictor: Predictor | None = None
     #: Downloaded files, removed when the version is unloaded.
     workdir: str | None = None
+    #: A URI that loads exactly this version again (set once loaded; used after eviction).
+    pinned_uri: str | None = None
+    #: Estimated memory of the loaded model, in bytes (see ``ModelRepository``).
+    size_bytes: int = 0
+    #: Requests computing with this version now; a version with requests is never evicted.
+    in_flight: int = 0
+    #: When the load failed (the repository's monotonic clock), for the retry back-off.
+    failed_at: float | None = None
 
     @property
     def platform(self) -> str:
@@ -49,6 +62,8 @@ class ServedModel:
         """Why this version cannot answer (only meaningful when it is not READY)."""
         if self.state is ModelState.FAILED:
             return f"model '{self.name}' failed to load: {self.reason}"
+        if self.state is ModelState.EVICTED:
+            return f"model '{self.name}' was evicted to free memory; retry to load it again"
         return f"model '{self.name}' is loading"
 
     def ready_predictor(self) -> Predictor:

@@ -118,8 +118,8 @@ async def test_a_failed_load_answers_503_with_the_reason(runtime: Runtime, tmp_p
     body = {"parameters": {"uri": str(tmp_path)}}
     reply = await runtime.client.post("/v2/repository/models/other/load", json=body)
     assert reply.status_code == 503
-    assert reply.json()["error"] == (
-        f"model 'other' failed to load: no MLflow model at {tmp_path} (no MLmodel file there)"
+    assert reply.json()["error"].startswith(
+        f"model 'other' failed to load: no MLflow model at {tmp_path}: no MLmodel file"
     )
 
 

@@ -56,7 +56,10 @@ async def test_predictions_run_with_the_configured_torch_threads(
 ) -> None:
     """torch.set_num_threads binds only the calling thread: it must be the predicting one."""
     wanted = 1 if torch.get_num_threads() != 1 else 2
-    async with make_runtime({"digits": str(digits_model.path)}, torch_threads=wanted) as runtime:
+    # Unbatched requests predict inline, in this thread; batched ones in the model's worker
+    # thread (covered in test_batching).
+    models = {"digits": str(digits_model.path)}
+    async with make_runtime(models, torch_threads=wanted, batch_enabled=False) as runtime:
         reply = await runtime.client.post(
             "/v2/models/digits/infer", json=tensor_body(digits_pixels(1))
         )

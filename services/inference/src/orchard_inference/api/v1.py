@@ -11,9 +11,17 @@ from orchard_inference.api.v2 import MODEL_VERSION_HEADER
 from orchard_inference.deps import BodyDep, DataPlaneDep
 from orchard_inference.model import ModelState
 
-__all__ = ["router"]
+__all__ = ["root_router", "router"]
 
 router = APIRouter(prefix="/v1", tags=["v1"])
+#: KServe v1 liveness lives at the root (its client's ``is_server_live`` asks there).
+root_router = APIRouter(tags=["v1"])
+
+
+@root_router.get("/")
+async def server_live() -> Response:
+    """Server liveness, KServe v1 style."""
+    return json_response({"status": "alive"})
 
 
 @router.get("/models")
@@ -25,7 +33,7 @@ async def list_models(dataplane: DataPlaneDep) -> Response:
 @router.get("/models/{model}")
 async def model_ready(model: str, dataplane: DataPlaneDep) -> Response:
     """Model readiness; 503 with the reason when not ready."""
-    served = dataplane.model_ready(model, None)
+    served = await dataplane.model_ready(model, None)
     if served.state is ModelState.READY:
         return json_response({"name": model, "ready": True})
     body = {

@@ -47,13 +47,13 @@ async def list_models(dataplane: DataPlaneDep) -> Response:
 @router.get("/models/{model}")
 async def model_metadata(model: str, dataplane: DataPlaneDep) -> Response:
     """Model metadata (current version): inputs, outputs, platform, load state."""
-    return json_response(dataplane.model_metadata(model, None))
+    return json_response(await dataplane.model_metadata(model, None))
 
 
 @router.get("/models/{model}/versions/{version}")
 async def model_version_metadata(model: str, version: str, dataplane: DataPlaneDep) -> Response:
     """Model metadata of one version."""
-    return json_response(dataplane.model_metadata(model, version))
+    return json_response(await dataplane.model_metadata(model, version))
 
 
 def _readiness(served: ServedModel) -> Response:
@@ -72,13 +72,13 @@ def _readiness(served: ServedModel) -> Response:
 @router.get("/models/{model}/ready")
 async def model_ready(model: str, dataplane: DataPlaneDep) -> Response:
     """Model readiness (current version); 503 with the reason when not ready."""
-    return _readiness(dataplane.model_ready(model, None))
+    return _readiness(await dataplane.model_ready(model, None))
 
 
 @router.get("/models/{model}/versions/{version}/ready")
 async def model_version_ready(model: str, version: str, dataplane: DataPlaneDep) -> Response:
     """Readiness of one model version."""
-    return _readiness(dataplane.model_ready(model, version))
+    return _readiness(await dataplane.model_ready(model, version))
 
 
 def _inferred(result: tuple[bytes, str]) -> Response:
