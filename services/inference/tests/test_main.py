@@ -86,3 +86,28 @@ def test_a_bad_setting_stops_start_up_with_its_name(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert b"ORCHARD_INFERENCE_MODELS" in result.stderr
     assert b"Traceback" not in result.stderr
+
+
+def test_native_thread_pools_default_to_the_setting_and_explicit_env_wins() -> None:
+    from orchard_inference.__main__ import limit_native_threads
+
+    env = {"OPENBLAS_NUM_THREADS": "4"}
+    limit_native_threads(1, env)
+    assert env == {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "4", "MKL_NUM_THREADS": "1"}
+
+
+def test_the_running_runtime_limits_openmp_before_sklearn_starts_it(tmp_path: Path) -> None:
+    # The variable must be in the server's own environment (OpenMP reads it once, at start).
+    code = (
+        "import os, orchard_inference.__main__ as m\n"
+        "from orchard_inference.settings import InferenceSettings\n"
+        "m.limit_native_threads(InferenceSettings().native_threads)\n"
+        "from threadpoolctl import threadpool_info\n"
+        "import sklearn.ensemble\n"
+        "print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'openmp'}))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[1]"

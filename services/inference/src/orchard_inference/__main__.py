@@ -11,7 +11,7 @@ import argparse
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 
 from orchard_core import load_settings, serve
 from orchard_inference.app import create_app
@@ -69,8 +69,24 @@ def parse_args(argv: Sequence[str] | None = None) -> dict[str, object]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Load settings from the environment and arguments, build the app, serve until SIGTERM."""
     settings = load_settings(InferenceSettings, **parse_args(argv))
+    limit_native_threads(settings.native_threads)
     serve(create_app(settings), settings)
     _leave_stuck_model_calls()
+
+
+NATIVE_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def limit_native_threads(threads: int, environ: MutableMapping[str, str] | None = None) -> None:
+    """Size the native thread pools before sklearn/numpy start them (explicit env wins).
+
+    The variables are read when each runtime initialises, and the model libraries are
+    imported only when the first model loads, so setting them here covers every thread,
+    including the batching workers (a threadpoolctl call would only cover its own thread).
+    """
+    env = os.environ if environ is None else environ
+    for name in NATIVE_THREAD_VARIABLES:
+        env.setdefault(name, str(threads))
 
 
 def _leave_stuck_model_calls() -> None:
