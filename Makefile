@@ -56,10 +56,22 @@ test-packages: install ## Each package's tests with only that package's dependen
 
 .PHONY: test-stack
 test-stack: install ## The CLI and the whole platform as real processes (MLflow, runtime, gateway)
-	scripts/pytest-strict .venv/bin/pytest cli/tests tests $(PYTEST_ARGS)
+	scripts/pytest-strict .venv/bin/pytest cli/tests tests benchmarks/tests $(PYTEST_ARGS)
 
 .PHONY: test
 test: lint typecheck test-packages test-stack ## Install and run everything: lint, types, every test
+
+# wrk is the load generator: installed with apt when missing and run as root, else asked for.
+BENCH_DURATION ?= 10
+.PHONY: bench-inference
+bench-inference: install ## Benchmark the runtime against kserve.ModelServer (wrk; BENCH_DURATION=10 s per run)
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq wrk >/dev/null; \
+	  else \
+	    echo "error: bench-inference needs wrk: apt-get install wrk (or brew install wrk)" >&2; exit 1; \
+	  fi; }
+	BENCH_DURATION=$(BENCH_DURATION) .venv/bin/python benchmarks/inference/run.py
 
 .PHONY: fmt
 fmt: install ## Format and auto-fix the code

@@ -52,7 +52,11 @@ def create_app(
         source if source is not None else MlflowModelSource(),
         loaders
         if loaders is not None
-        else default_loaders(torch_threads=settings.torch_threads, device=settings.device),
+        else default_loaders(
+            torch_threads=settings.torch_threads,
+            device=settings.device,
+            torch_fp16=settings.torch_fp16,
+        ),
         metrics,
         configured=settings.startup_models,
         registry_lookup=settings.lazy_load_registry

@@ -83,6 +83,13 @@ class InferenceSettings(ServiceSettings):
             "13.6 ms with 2 on a 2-core box."
         ),
     )
+    torch_fp16: bool = Field(
+        default=False,
+        description=(
+            "Run torch models in half precision on CUDA (inputs cast to fp16, outputs back "
+            "to their declared dtype). Ignored, with a warning, on CPU."
+        ),
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto", description="Where torch models run; auto picks CUDA when available."
     )

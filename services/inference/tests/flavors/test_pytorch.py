@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from orchard_inference.flavors.pytorch import TorchPredictor
@@ -65,3 +67,33 @@ async def test_predictions_run_with_the_configured_torch_threads(
         )
         assert reply.status_code == 200
         assert torch.get_num_threads() == wanted  # in this thread, where the app predicted
+
+
+def test_half_precision_casts_inputs_and_gives_back_the_declared_dtype() -> None:
+    # fp16 is meant for CUDA; CPU half matmul exists in torch, so the casting path is testable.
+    network = digits_network(seed=5)
+    pixels = digits_pixels(4)
+    declared = (TensorMeta("logits", "FP32", (-1, 10)),)
+    half = TorchPredictor(
+        digits_network(seed=5).half(), torch.device("cpu"), ["x"], declared, half=True
+    )
+    outputs = half.predict(pixels, None)
+    assert outputs["logits"].dtype == np.float32
+    np.testing.assert_allclose(outputs["logits"], logits_of(network, pixels), rtol=0.05, atol=0.05)
+
+
+async def test_fp16_on_cpu_is_ignored_and_serves_full_precision(
+    make_runtime: MakeRuntime, digits_model: DigitsModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="orchard.inference.pytorch"):
+        async with make_runtime(
+            {"digits": str(digits_model.path)}, torch_fp16=True, device="cpu"
+        ) as runtime:
+            pixels = digits_pixels(2)
+            reply = await runtime.client.post("/v2/models/digits/infer", json=tensor_body(pixels))
+            assert reply.status_code == 200, reply.text
+            data = np.array(reply.json()["outputs"][0]["data"], dtype=np.float32).reshape(2, 10)
+            np.testing.assert_allclose(
+                data, logits_of(digits_model.network, pixels), rtol=1e-5, atol=1e-6
+            )
+    assert "fp16 asked for" in caplog.text

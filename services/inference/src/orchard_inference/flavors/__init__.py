@@ -21,9 +21,15 @@ __all__ = [
 ]
 
 
-def default_loaders(*, torch_threads: int = 1, device: str = "auto") -> tuple[ModelLoader, ...]:
+def default_loaders(
+    *, torch_threads: int = 1, device: str = "auto", torch_fp16: bool = False
+) -> tuple[ModelLoader, ...]:
     """The built-in loaders, most specific first, pyfunc last."""
-    return (SklearnLoader(), PyTorchLoader(torch_threads, device), PyfuncLoader())
+    return (
+        SklearnLoader(),
+        PyTorchLoader(torch_threads, device, fp16=torch_fp16),
+        PyfuncLoader(),
+    )
 
 
 def choose_loader(loaders: Sequence[ModelLoader], flavors: Collection[str]) -> ModelLoader:

@@ -35,11 +35,13 @@ class TorchPredictor:
         input_names: Sequence[str],
         outputs: tuple[TensorMeta, ...],
         threads: int = 1,
+        half: bool = False,
     ) -> None:
         import torch
 
         self._torch = torch
         self._threads = threads
+        self._half = half
         self._threads_set: set[int] = set()
         self._module = module
         self._device = device
@@ -50,7 +52,11 @@ class TorchPredictor:
         if not array.flags.writeable:  # torch warns on read-only buffers it would share
             array = array.copy()
         tensor = self._torch.from_numpy(np.ascontiguousarray(array))
-        return tensor.to(self._device, non_blocking=True) if self._device.type != "cpu" else tensor
+        if self._device.type != "cpu":
+            tensor = tensor.to(self._device, non_blocking=True)
+        if self._half and tensor.is_floating_point():
+            tensor = tensor.half()  # the module's weights are fp16 too
+        return tensor
 
     def _numpy(self, value: Any) -> np.ndarray:
         if isinstance(value, self._torch.Tensor):
@@ -101,9 +107,10 @@ class PyTorchLoader:
 
     flavor = "pytorch"
 
-    def __init__(self, threads: int = 1, device: str = "auto") -> None:
+    def __init__(self, threads: int = 1, device: str = "auto", *, fp16: bool = False) -> None:
         self._threads = threads
         self._device = device
+        self._fp16 = fp16
         self._configured = False
 
     def _configure(self) -> torch.device:
@@ -130,9 +137,14 @@ class PyTorchLoader:
         # Exported (pt2) graphs have no train mode and refuse eval().
         with contextlib.suppress(NotImplementedError, RuntimeError):
             module.eval()
+        half = self._fp16 and device.type == "cuda"
+        if self._fp16 and not half:
+            _log.warning("fp16 asked for, but %s runs on %s: serving in fp32", path, device)
+        if half:
+            module = module.half()
         names = [t.name for t in schema.tensors] if isinstance(schema, TensorSchema) else []
         outputs = output_metadata(model.signature, "output-0", model.metadata)
-        predictor = TorchPredictor(module, device, names, outputs, threads=self._threads)
+        predictor = TorchPredictor(module, device, names, outputs, threads=self._threads, half=half)
         if isinstance(schema, TensorSchema):
             _warm_up(predictor, schema)
         return predictor
