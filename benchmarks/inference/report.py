@@ -100,9 +100,11 @@ def _markdown(document: dict[str, Any], *, chart: bool, has_profile: bool) -> st
             "`ORCHARD_INFERENCE_BATCH_ENABLED` is ignored, so `orchard` and "
             "`orchard-no-batching` are the same server (their difference is noise)."
         ),
-        "- Native thread pools at their defaults in both: scikit-learn's OpenMP uses every "
-        "core in both servers; torch runs 1 intra-op thread in Orchard "
-        "(`ORCHARD_INFERENCE_TORCH_THREADS` default) and one per core in kserve.",
+        "- Native thread pools at each server's defaults: Orchard runs scikit-learn's OpenMP "
+        "and torch with 1 thread (`ORCHARD_INFERENCE_NATIVE_THREADS`, "
+        "`ORCHARD_INFERENCE_TORCH_THREADS`); kserve leaves both at one thread per core, as "
+        "a team's server would. Part of Orchard's lead comes from that default: "
+        "`orchard-no-batching` vs `kserve` shows what is not batching (inference-profile.md).",
         f"- Load: `wrk --latency -t min(2, c) -c c -d {config['duration_s']:g}s --timeout 10s` "
         f"with `benchmarks/inference/wrk_post.lua`, c in {config['connections']}; closed loop "
         "(each connection sends its next request when the answer arrives), keep-alive. wrk "

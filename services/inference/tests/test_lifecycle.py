@@ -270,7 +270,13 @@ def test_a_model_call_past_the_grace_period_does_not_hold_the_exit(
     _until(lambda: gates.started_rows(), "prediction in the model", process, log)
 
     process.send_signal(signal.SIGTERM)
-    assert connection.getresponse().status == 500  # cancelled when the grace period ended
+    # Cancelled when the grace period ended: uvicorn answers 500 if the cancelled request
+    # gets to send one, or closes the connection first; both are a cut-off request.
+    try:
+        status: int | None = connection.getresponse().status
+    except (http.client.RemoteDisconnected, ConnectionResetError):
+        status = None
+    assert status in (500, None)
     connection.close()
     assert process.wait(timeout=STEP_DEADLINE_S) == 0, log.read_text()
     assert "exiting with model calls still running" in log.read_text()
