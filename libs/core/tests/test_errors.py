@@ -8,12 +8,15 @@ from fastapi.testclient import TestClient
 
 from orchard_core import ServiceSettings, create_app
 from orchard_core.errors import (
+    Forbidden,
     InferenceError,
     InvalidInput,
     ModelNotFound,
     ModelNotReady,
     OrchardError,
     PayloadTooLarge,
+    TooManyRequests,
+    Unauthorized,
     UpstreamError,
     UpstreamTimeout,
     status_for,
@@ -24,6 +27,9 @@ from orchard_core.errors import (
     ("error", "status"),
     [
         (InvalidInput("x"), 400),
+        (Unauthorized("x"), 401),
+        (Forbidden("x"), 403),
+        (TooManyRequests("x"), 429),
         (PayloadTooLarge("x"), 413),
         (ModelNotFound("x"), 404),
         (ModelNotReady("x"), 503),

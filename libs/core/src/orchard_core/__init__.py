@@ -6,6 +6,7 @@ Imported by every service; never run on its own.
 from orchard_core.app import create_app
 from orchard_core.errors import (
     Conflict,
+    Forbidden,
     InferenceError,
     InvalidInput,
     ModelNotFound,
@@ -14,6 +15,7 @@ from orchard_core.errors import (
     OrchardError,
     PayloadTooLarge,
     ServiceUnavailable,
+    TooManyRequests,
     Unauthorized,
     UpstreamError,
     UpstreamTimeout,
@@ -27,6 +29,7 @@ from orchard_core.settings import ServiceSettings, SettingsError, load_settings
 
 __all__ = [
     "Conflict",
+    "Forbidden",
     "HttpMetrics",
     "InferenceError",
     "InvalidInput",
@@ -38,6 +41,7 @@ __all__ = [
     "ServiceSettings",
     "ServiceUnavailable",
     "SettingsError",
+    "TooManyRequests",
     "Unauthorized",
     "UpstreamError",
     "UpstreamTimeout",

@@ -9,6 +9,8 @@ and a log line carrying the request and trace ids.
     ├── InvalidInput                 400
     │   └── PayloadTooLarge          413
     ├── Unauthorized                 401
+    ├── Forbidden                    403
+    ├── TooManyRequests              429
     ├── NotFound                     404
     │   └── ModelNotFound            404
     ├── Conflict                     409
@@ -33,6 +35,7 @@ from starlette.responses import Response
 __all__ = [
     "STATUS_BY_ERROR",
     "Conflict",
+    "Forbidden",
     "InferenceError",
     "InvalidInput",
     "ModelNotFound",
@@ -41,6 +44,7 @@ __all__ = [
     "OrchardError",
     "PayloadTooLarge",
     "ServiceUnavailable",
+    "TooManyRequests",
     "Unauthorized",
     "UpstreamError",
     "UpstreamTimeout",
@@ -70,6 +74,14 @@ class PayloadTooLarge(InvalidInput):
 
 class Unauthorized(OrchardError):
     """Missing or wrong credentials (401)."""
+
+
+class Forbidden(OrchardError):
+    """Valid credentials without the role this needs (403)."""
+
+
+class TooManyRequests(OrchardError):
+    """Over a rate limit; the response should say when to retry (429)."""
 
 
 class NotFound(OrchardError):
@@ -109,6 +121,8 @@ STATUS_BY_ERROR: Final[dict[type[OrchardError], int]] = {
     InvalidInput: 400,
     PayloadTooLarge: 413,
     Unauthorized: 401,
+    Forbidden: 403,
+    TooManyRequests: 429,
     NotFound: 404,
     ModelNotFound: 404,
     Conflict: 409,
