@@ -99,3 +99,13 @@ def test_request_validation_errors_are_400_with_field_names() -> None:
     response = TestClient(app).get("/items/abc")
     assert response.status_code == 400
     assert "path.item" in response.json()["error"]
+
+
+def test_an_error_with_headers_answers_with_them() -> None:
+    class Throttled(TooManyRequests):
+        headers = {"Retry-After": "3"}
+
+    response = _client_raising(Throttled("slow down")).get("/boom")
+    assert response.status_code == 429
+    assert response.headers["retry-after"] == "3"
+    assert response.json() == {"error": "slow down"}

@@ -24,6 +24,7 @@ and a log line carrying the request and trace ids.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any, Final
 
 import orjson
@@ -172,7 +173,11 @@ def install_error_handlers(app: FastAPI) -> None:
             _log.warning("request refused: %s", exc.message, extra={"status": status})
         elif status >= 500:
             _log.error("request failed: %s", exc.message, extra={"status": status})
-        return error_response(status, exc.message)
+        # An error may say how to answer besides the body (Retry-After, WWW-Authenticate).
+        headers = getattr(exc, "headers", None)
+        return error_response(
+            status, exc.message, dict(headers) if isinstance(headers, Mapping) else None
+        )
 
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
