@@ -1,4 +1,5 @@
-"""What routes get injected: settings, the route table in force, the upstream, the body.
+"""What routes get injected: settings, the route table in force, the upstream, the body,
+and the caller's API key (authenticated, rate-limited and checked for the route's role).
 
 Routes take these ``Annotated`` aliases and never reach for globals; tests swap the
 underlying functions with ``app.dependency_overrides``.
@@ -6,25 +7,49 @@ underlying functions with ``app.dependency_overrides``.
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+import contextvars
+import logging
+from typing import Annotated, Final, cast
 
 from fastapi import Depends, Request
+from fastapi.params import Depends as DependsParam
 
-from orchard_core.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
+from orchard_core.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from orchard_gateway.auth import (
+    ROLE_ADMIN,
+    ROLE_PREDICT,
+    UNAUTHORIZED_HEADERS,
+    ApiKey,
+    AuthDisabled,
+    KeyStore,
+    RateLimiter,
+    require,
+)
 from orchard_gateway.routes_table import RouteTable, RouteTableWatcher
 from orchard_gateway.settings import GatewaySettings
 from orchard_gateway.upstream import Upstream
 
 __all__ = [
+    "ADMIN",
+    "PREDICT",
+    "AdminKey",
+    "AuthRequired",
     "BodyDep",
+    "CurrentKey",
+    "KeyIdLogFilter",
     "RoutesDep",
     "SettingsDep",
     "UpstreamDep",
     "WatcherDep",
+    "admin_key",
+    "current_key_id",
+    "get_key_store",
+    "get_rate_limiter",
     "get_routes",
     "get_settings",
     "get_upstream",
     "get_watcher",
+    "predict_key",
     "read_body",
 ]
 
@@ -54,6 +79,81 @@ def get_upstream(request: Request) -> Upstream:
         raise ServiceUnavailable("the gateway is starting or stopping; retry shortly")
     return cast(Upstream, upstream)
 
+
+current_key_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "orchard_api_key_id", default=None
+)
+"""The id (never the secret) of the API key the request in this context came with."""
+
+
+class AuthRequired(Unauthorized):
+    """401 with ``WWW-Authenticate: Bearer realm="orchard"`` (RFC 6750)."""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return dict(UNAUTHORIZED_HEADERS)
+
+
+class KeyIdLogFilter(logging.Filter):
+    """Adds ``api_key_id`` (the key's id, never its secret) to log records of a request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key_id = current_key_id.get()
+        if key_id is not None and not hasattr(record, "api_key_id"):
+            record.api_key_id = key_id
+        return True
+
+
+def get_key_store(request: Request) -> KeyStore:
+    """The API keys this gateway knows (made in the app's lifespan)."""
+    store = getattr(request.app.state, "key_store", None)
+    if store is None:
+        raise ServiceUnavailable("the gateway is starting or stopping; retry shortly")
+    return cast(KeyStore, store)
+
+
+def get_rate_limiter(request: Request) -> RateLimiter:
+    """The per-key token buckets."""
+    return cast(RateLimiter, request.app.state.rate_limiter)
+
+
+def _authorize(request: Request, role: str) -> ApiKey:
+    if (
+        getattr(request.app.state, "key_store", None) is None
+        and not get_settings(request).auth_enabled
+    ):
+        return AuthDisabled  # before start-up: the route's own dependencies answer 503
+    store = get_key_store(request)
+    try:
+        key = store.authenticate(request.headers)
+    except Unauthorized as exc:
+        raise AuthRequired(exc.message) from None
+    current_key_id.set(key.key_id)
+    request.state.api_key_id = key.key_id
+    if not store.is_disabled:
+        # Counted before the role check, so a key hammering a route it may not use is
+        # throttled too. relay() copies the decision's RateLimit-* headers to the answer.
+        request.state.rate_limit = get_rate_limiter(request).enforce(key)
+    require(key, role)
+    return key
+
+
+# async, so they run in the request's own context (current_key_id reaches the access log).
+async def predict_key(request: Request) -> ApiKey:
+    """The caller's key, which must have the ``predict`` role (401/429/403 otherwise)."""
+    return _authorize(request, ROLE_PREDICT)
+
+
+async def admin_key(request: Request) -> ApiKey:
+    """The caller's key, which must have the ``admin`` role (401/429/403 otherwise)."""
+    return _authorize(request, ROLE_ADMIN)
+
+
+CurrentKey = Annotated[ApiKey, Depends(predict_key)]
+AdminKey = Annotated[ApiKey, Depends(admin_key)]
+# For a route decorator's ``dependencies=``: checked before the body is read.
+PREDICT: Final[list[DependsParam]] = [Depends(predict_key)]
+ADMIN: Final[list[DependsParam]] = [Depends(admin_key)]
 
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 WatcherDep = Annotated[RouteTableWatcher, Depends(get_watcher)]

@@ -15,15 +15,17 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.upstream_requests = Counter(
             "orchard_gateway_upstream_requests",
-            "Requests forwarded to model backends, by model, routed version and the backend's"
-            " status code; 'unreachable', 'timeout', 'error' (broken answer) or 'cancelled'"
-            " (the caller went away) when the backend gave none.",
+            "Requests forwarded to model backends (once per caller request, retries or not;"
+            " see orchard_gateway_upstream_retries_total), by model, routed version and the"
+            " last try's status code; 'unreachable', 'timeout', 'error' (broken answer),"
+            " 'cancelled' (the caller went away) when the backend gave none, or"
+            " 'circuit_open' when the backend's circuit breaker refused it.",
             ["model", "version", "code"],
             registry=registry,
         )
         self.upstream_duration = Histogram(
             "orchard_gateway_upstream_duration_seconds",
-            "Time from sending a request to a backend to having its whole answer.",
+            "Time from sending a request to a backend to having its whole answer (all tries).",
             ["model", "version"],
             buckets=LATENCY_BUCKETS,
             registry=registry,
@@ -37,6 +39,18 @@ class GatewayMetrics:
         self.routed_models = Gauge(
             "orchard_gateway_routed_models",
             "Models in the route table in force.",
+            registry=registry,
+        )
+        self.upstream_retries = Counter(
+            "orchard_gateway_upstream_retries",
+            "Retried tries at a model's backend (after a connect failure or a 503), by model.",
+            ["model"],
+            registry=registry,
+        )
+        self.circuit_state = Gauge(
+            "orchard_gateway_circuit_state",
+            "State of each backend's circuit breaker: 0 closed, 1 half-open, 2 open.",
+            ["backend"],
             registry=registry,
         )
         # Label children bound once per series: .labels() takes a lock and hashes the labels.
@@ -61,3 +75,12 @@ class GatewayMetrics:
         self.route_table_reloads.labels("success" if ok else "error").inc()
         if models is not None:
             self.routed_models.set(models)
+
+    def retried(self, model: str, retries: int) -> None:
+        """Record ``retries`` extra tries made for one request to ``model``."""
+        if retries > 0:
+            self.upstream_retries.labels(model).inc(retries)
+
+    def circuit(self, backend: str, state: int) -> None:
+        """Record a backend's breaker state (0 closed, 1 half-open, 2 open)."""
+        self.circuit_state.labels(backend).set(state)

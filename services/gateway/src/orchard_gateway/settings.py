@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from orchard_core import ServiceSettings
@@ -43,4 +43,38 @@ class GatewaySettings(ServiceSettings):
     )
     max_body_bytes: int = Field(
         default=8 * MIB, ge=1, description="Largest request body accepted (then 413)."
+    )
+    api_keys_file: Path | None = Field(
+        default=None,
+        description=(
+            "API keys (YAML or JSON, see orchard_gateway.auth); when unset, keys are read from"
+            " ORCHARD_GATEWAY_API_KEYS (JSON)."
+        ),
+    )
+    auth_enabled: bool = Field(
+        # Off by default for now so local dev (`orchard up`) keeps working; the gateway logs
+        # a loud warning at start-up while it is off.
+        default=False,
+        description="Require an API key (with the route's role) and rate-limit per key.",
+    )
+    api_key_pepper: SecretStr = Field(
+        default=SecretStr(""),
+        description="Server-side secret keying the HMAC of stored API keys.",
+    )
+    upstream_per_try_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest wait for one try at a backend (upstream_timeout_s bounds all tries).",
+    )
+    retry_max_attempts: int = Field(
+        default=3, ge=1, description="Most tries per request (connect failures and 503 only)."
+    )
+    retry_budget_ratio: float = Field(
+        default=0.2, ge=0, description="Retries allowed as a fraction of requests (rolling)."
+    )
+    breaker_failure_threshold: int = Field(
+        default=5, ge=1, description="Consecutive failures that open a backend's circuit."
+    )
+    breaker_open_s: float = Field(
+        default=5.0, gt=0, description="How long an opened circuit refuses calls (then probes)."
     )

@@ -8,9 +8,11 @@ hop-by-hop headers, which belong to each connection, and the headers the gateway
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Final
 
 import aiohttp
@@ -20,6 +22,15 @@ from starlette.responses import Response
 
 from orchard_core.errors import UpstreamError, UpstreamTimeout
 from orchard_gateway.metrics import GatewayMetrics
+from orchard_gateway.resilience import (
+    CircuitBreakers,
+    CircuitOpen,
+    RetryBudget,
+    RetryPolicy,
+    Verdict,
+    call_with_retries,
+    default_classify,
+)
 from orchard_gateway.routes_table import Route
 from orchard_gateway.settings import GatewaySettings
 
@@ -51,6 +62,9 @@ _NOT_RETURNED: Final = _HOP_BY_HOP | {
     b"x-request-id",
     MODEL_VERSION_HEADER.encode(),
 }
+# The caller's credentials are the gateway's to check; with auth on they stop here.
+_CREDENTIALS: Final = frozenset({b"authorization", b"x-api-key"})
+_CUT_OFF_SLACK_S: Final = 0.005
 _TRACE_HEADERS: Final = frozenset({"traceparent", "tracestate"})
 
 
@@ -140,8 +154,28 @@ def _served_version(
     return None if version is None else str(version)
 
 
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    """One backend answer, read whole (``status`` is what the retry classifier looks at)."""
+
+    status: int
+    raw_headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """How the latest try ended, as the upstream metrics' ``code`` label says it."""
+
+    code: str = "cancelled"
+
+
 class Upstream:
-    """Sends one caller's request to a model's backend and relays the answer."""
+    """Sends one caller's request to a model's backend and relays the answer.
+
+    Each request goes through the backend's circuit breaker and may be retried (connect
+    failures and 503 only) within ``policy`` and the shared retry ``budget``.
+    """
 
     def __init__(
         self,
@@ -150,11 +184,26 @@ class Upstream:
         *,
         timeout_s: float,
         tracer: trace.Tracer | None = None,
+        policy: RetryPolicy | None = None,
+        budget: RetryBudget | None = None,
+        breakers: CircuitBreakers | None = None,
+        strip_credentials: bool = False,
     ) -> None:
+        """``strip_credentials``: do not forward ``Authorization``/``X-API-Key`` (auth on)."""
         self._session = session
         self._metrics = metrics
         self._timeout_s = timeout_s
         self._tracer = tracer
+        self._policy = (
+            policy
+            if policy is not None
+            else RetryPolicy(
+                max_attempts=1, per_try_timeout_s=timeout_s, total_deadline_s=timeout_s
+            )
+        )
+        self._budget = budget if budget is not None else RetryBudget()
+        self._breakers = breakers if breakers is not None else CircuitBreakers()
+        self._strip_credentials = strip_credentials
 
     async def forward(
         self,
@@ -165,51 +214,117 @@ class Upstream:
         headers: Iterable[tuple[bytes, bytes]],
         request_id: str,
         body: bytes | None = None,
+        readiness: bool = False,
     ) -> Response:
         """Forward to ``route.backend + path`` and return the backend's answer as is.
 
+        With ``readiness`` (a readiness check), any HTTP answer, a 503 "not ready" included,
+        is the answer: not retried and not held against the backend's circuit breaker.
+
         Raises:
+            CircuitOpen: the backend's circuit is open; refused without calling it (503).
             UpstreamTimeout: the backend did not answer within the timeout (504).
             UpstreamError: the backend could not be reached or broke off (502).
         """
         url = route.backend + path
+        breaker = self._breakers.get(route.backend)
         with self._span(method, url, route) as span:
+            if self._strip_credentials:
+                headers = [(k, v) for k, v in headers if k.lower() not in _CREDENTIALS]
             sent = request_headers(headers, request_id, tracing=span is not None)
+            outcome = _Outcome()
+            tries = 0
+
+            async def attempt(timeout_s: float) -> _Reply:
+                nonlocal tries
+                tries += 1
+                outcome.code = "cancelled"
+                return await self._try(route, method, url, sent, body, timeout_s, outcome)
+
             started = time.perf_counter()
-            code = "cancelled"  # left so only when the caller's task is cancelled mid-call
             try:
-                # Redirects go back to the caller, as any answer does: a proxy never follows.
-                async with self._session.request(
-                    method, url, data=body or None, headers=sent, allow_redirects=False
-                ) as reply:
-                    payload = await reply.read()
-                    code = str(reply.status)
-                    status, raw_headers = reply.status, reply.raw_headers
-                if span is not None:
-                    span.set_attribute("http.response.status_code", status)
-                    if status >= 400:
-                        span.set_status(trace.StatusCode.ERROR)
-            except TimeoutError:
-                code = "timeout"
+                reply = await call_with_retries(
+                    attempt,
+                    self._policy,
+                    self._budget,
+                    breaker,
+                    classify=_classify_readiness if readiness else default_classify,
+                )
+            except CircuitOpen:
+                outcome.code = "circuit_open"
+                raise
+            except TimeoutError:  # a try cut off by call_with_retries' own per-try timer
                 raise UpstreamTimeout(
                     f"backend for model '{route.model}' at {route.backend} did not answer"
-                    f" within {self._timeout_s:g}s"
+                    f" within {self._try_limit_s():g}s"
                 ) from None
-            except aiohttp.ClientConnectionError as exc:
-                code = "unreachable"
-                raise UpstreamError(
-                    f"backend for model '{route.model}' at {route.backend} is unreachable:"
-                    f" {_reason(exc)}"
-                ) from exc
-            except aiohttp.ClientError as exc:
-                code = "error"
-                raise UpstreamError(
-                    f"backend for model '{route.model}' at {route.backend} failed: {_reason(exc)}"
-                ) from exc
             finally:
+                # One observation per caller request (its last try's outcome, all tries'
+                # time); the extra tries are counted apart.
                 elapsed = time.perf_counter() - started
-                self._metrics.observe_upstream(route.model, route.version, code, elapsed)
-        return _relay(route, status, raw_headers, payload)
+                self._metrics.observe_upstream(route.model, route.version, outcome.code, elapsed)
+                self._metrics.retried(route.model, tries - 1)
+            if span is not None:
+                span.set_attribute("http.response.status_code", reply.status)
+                if tries > 1:
+                    span.set_attribute("orchard.upstream.tries", tries)
+                if reply.status >= 400:
+                    span.set_status(trace.StatusCode.ERROR)
+        return _relay(route, reply.status, reply.raw_headers, reply.body)
+
+    async def _try(
+        self,
+        route: Route,
+        method: str,
+        url: str,
+        sent: dict[str, str],
+        body: bytes | None,
+        timeout_s: float,
+        outcome: _Outcome,
+    ) -> _Reply:
+        # outcome.code is left "cancelled" only when the caller's task is cancelled mid-call.
+        loop = asyncio.get_running_loop()
+        cut_off_at = loop.time() + timeout_s
+        try:
+            # Redirects go back to the caller, as any answer does: a proxy never follows.
+            async with self._session.request(
+                method,
+                url,
+                data=body or None,
+                headers=sent,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+            ) as reply:
+                payload = await reply.read()
+                outcome.code = str(reply.status)
+                return _Reply(reply.status, tuple(reply.raw_headers), payload)
+        except TimeoutError:
+            outcome.code = "timeout"
+            raise UpstreamTimeout(
+                f"backend for model '{route.model}' at {route.backend} did not answer"
+                f" within {self._try_limit_s():g}s"
+            ) from None
+        except asyncio.CancelledError:
+            # call_with_retries cuts a try off at the same time as aiohttp would (its timer
+            # may fire first): that is a timeout, not the caller going away.
+            if loop.time() >= cut_off_at - _CUT_OFF_SLACK_S:
+                outcome.code = "timeout"
+            raise
+        except aiohttp.ClientConnectionError as exc:
+            outcome.code = "unreachable"
+            raise UpstreamError(
+                f"backend for model '{route.model}' at {route.backend} is unreachable:"
+                f" {_reason(exc)}"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            outcome.code = "error"
+            raise UpstreamError(
+                f"backend for model '{route.model}' at {route.backend} failed: {_reason(exc)}"
+            ) from exc
+
+    def _try_limit_s(self) -> float:
+        # The configured limit of one try (not the few microseconds less it may really get).
+        return min(self._policy.per_try_timeout_s, self._policy.total_deadline_s)
 
     @contextmanager
     def _span(self, method: str, url: str, route: Route) -> Iterator[trace.Span | None]:
@@ -228,6 +343,13 @@ class Upstream:
             method, kind=trace.SpanKind.CLIENT, attributes=attributes
         ) as span:
             yield span
+
+
+def _classify_readiness(outcome: object) -> Verdict:
+    # A model that is loading answers its readiness check 503: a fine answer, not a failure.
+    if isinstance(outcome, BaseException):
+        return default_classify(outcome)
+    return Verdict.OK
 
 
 def _reason(exc: BaseException) -> str:

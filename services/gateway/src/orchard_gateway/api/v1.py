@@ -8,31 +8,31 @@ from starlette.responses import Response
 from orchard_core.oip import decode_v1_request
 from orchard_core.responses import json_response
 from orchard_gateway.api.relay import relay
-from orchard_gateway.deps import BodyDep, RoutesDep, UpstreamDep
+from orchard_gateway.deps import PREDICT, BodyDep, RoutesDep, UpstreamDep
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["v1"])
 
 
-@router.get("/models")
+@router.get("/models", dependencies=PREDICT)
 async def list_models(routes: RoutesDep) -> Response:
     """The models this gateway routes."""
     return json_response({"models": routes.models})
 
 
-@router.get("/models/{model}")
+@router.get("/models/{model}", dependencies=PREDICT)
 async def model_status(
     model: str, request: Request, routes: RoutesDep, upstream: UpstreamDep
 ) -> Response:
     """A model's status, from its backend."""
     route = routes.resolve(model)
-    return await relay(request, upstream, route, f"/v1/models/{route.model}")
+    return await relay(request, upstream, route, f"/v1/models/{route.model}", readiness=True)
 
 
 # Starlette matches `{model}` as [^/]+ and then the literal ":predict", so "digits:predict"
 # routes here with model="digits" (and a percent-encoded %3A is decoded before matching).
-@router.post("/models/{model}:predict")
+@router.post("/models/{model}:predict", dependencies=PREDICT)
 async def predict(
     model: str, request: Request, body: BodyDep, routes: RoutesDep, upstream: UpstreamDep
 ) -> Response:

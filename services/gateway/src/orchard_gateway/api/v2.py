@@ -8,7 +8,7 @@ from starlette.responses import Response
 from orchard_core.oip import decode_infer_request
 from orchard_core.responses import json_response
 from orchard_gateway.api.relay import relay
-from orchard_gateway.deps import BodyDep, RoutesDep, UpstreamDep
+from orchard_gateway.deps import ADMIN, PREDICT, BodyDep, RoutesDep, UpstreamDep
 from orchard_gateway.routes_table import Route
 from orchard_gateway.upstream import Upstream
 
@@ -41,7 +41,7 @@ async def server_ready(routes: RoutesDep) -> Response:
     return json_response({"ready": True})
 
 
-@router.get("/models")
+@router.get("/models", dependencies=PREDICT)
 async def list_models(routes: RoutesDep) -> Response:
     """The models this gateway routes."""
     return json_response({"models": routes.models})
@@ -52,7 +52,7 @@ def _model_path(route: Route, suffix: str = "") -> str:
     return f"/v2/models/{route.model}/versions/{route.version}{suffix}"
 
 
-@router.get("/models/{model}")
+@router.get("/models/{model}", dependencies=PREDICT)
 async def model_metadata(
     model: str, request: Request, routes: RoutesDep, upstream: UpstreamDep
 ) -> Response:
@@ -61,7 +61,7 @@ async def model_metadata(
     return await relay(request, upstream, route, _model_path(route))
 
 
-@router.get("/models/{model}/versions/{version}")
+@router.get("/models/{model}/versions/{version}", dependencies=PREDICT)
 async def model_version_metadata(
     model: str, version: str, request: Request, routes: RoutesDep, upstream: UpstreamDep
 ) -> Response:
@@ -70,22 +70,22 @@ async def model_version_metadata(
     return await relay(request, upstream, route, _model_path(route))
 
 
-@router.get("/models/{model}/ready")
+@router.get("/models/{model}/ready", dependencies=PREDICT)
 async def model_ready(
     model: str, request: Request, routes: RoutesDep, upstream: UpstreamDep
 ) -> Response:
     """Readiness of the routed version of a model."""
     route = routes.resolve(model)
-    return await relay(request, upstream, route, _model_path(route, "/ready"))
+    return await relay(request, upstream, route, _model_path(route, "/ready"), readiness=True)
 
 
-@router.get("/models/{model}/versions/{version}/ready")
+@router.get("/models/{model}/versions/{version}/ready", dependencies=PREDICT)
 async def model_version_ready(
     model: str, version: str, request: Request, routes: RoutesDep, upstream: UpstreamDep
 ) -> Response:
     """Readiness of a model version (only the routed one)."""
     route = routes.resolve(model, version)
-    return await relay(request, upstream, route, _model_path(route, "/ready"))
+    return await relay(request, upstream, route, _model_path(route, "/ready"), readiness=True)
 
 
 async def _infer(request: Request, upstream: Upstream, route: Route, body: bytes) -> Response:
@@ -94,7 +94,7 @@ async def _infer(request: Request, upstream: Upstream, route: Route, body: bytes
     return await relay(request, upstream, route, _model_path(route, "/infer"), body)
 
 
-@router.post("/models/{model}/infer")
+@router.post("/models/{model}/infer", dependencies=PREDICT)
 async def infer(
     model: str, request: Request, body: BodyDep, routes: RoutesDep, upstream: UpstreamDep
 ) -> Response:
@@ -102,7 +102,7 @@ async def infer(
     return await _infer(request, upstream, routes.resolve(model), body)
 
 
-@router.post("/models/{model}/versions/{version}/infer")
+@router.post("/models/{model}/versions/{version}/infer", dependencies=PREDICT)
 async def infer_version(
     model: str,
     version: str,
@@ -119,7 +119,7 @@ def _repository_path(route: Route, action: str) -> str:
     return f"/v2/repository/models/{route.model}/{action}"
 
 
-@router.post("/repository/models/{model}/load")
+@router.post("/repository/models/{model}/load", dependencies=ADMIN)
 async def repository_load(
     model: str, request: Request, body: BodyDep, routes: RoutesDep, upstream: UpstreamDep
 ) -> Response:
@@ -128,7 +128,7 @@ async def repository_load(
     return await relay(request, upstream, route, _repository_path(route, "load"), body)
 
 
-@router.post("/repository/models/{model}/unload")
+@router.post("/repository/models/{model}/unload", dependencies=ADMIN)
 async def repository_unload(
     model: str, request: Request, body: BodyDep, routes: RoutesDep, upstream: UpstreamDep
 ) -> Response:
