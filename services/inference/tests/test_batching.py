@@ -21,7 +21,7 @@ import torch
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
-from orchard_core import SettingsError, load_settings, new_registry
+from orchard_core import load_settings, new_registry
 from orchard_core.oip import decode_infer_response
 from orchard_inference import InferenceSettings, Predictor, ServedModel, create_app
 from orchard_inference.batching import BatchingRunner, BatchPolicy, merge_key
@@ -319,28 +319,6 @@ def test_settings_defaults_from_the_environment(monkeypatch: pytest.MonkeyPatch)
     assert (settings.batch_enabled, settings.batch_max_size) == (True, 64)
     assert settings.batch_max_delay_ms == 2.0
     assert settings.batching["m"].max_delay_ms == 0
-
-
-@pytest.mark.parametrize(
-    ("variable", "value", "message"),
-    [
-        ("ORCHARD_INFERENCE_BATCH_ENABLED", "maybe", "ORCHARD_INFERENCE_BATCH_ENABLED: "),
-        ("ORCHARD_INFERENCE_BATCH_MAX_SIZE", "0", "ORCHARD_INFERENCE_BATCH_MAX_SIZE: "),
-        ("ORCHARD_INFERENCE_BATCH_MAX_DELAY_MS", "-1", "ORCHARD_INFERENCE_BATCH_MAX_DELAY_MS: "),
-        ("ORCHARD_INFERENCE_BATCH_MAX_DELAY_MS", "5000", "ORCHARD_INFERENCE_BATCH_MAX_DELAY_MS: "),
-        ("ORCHARD_INFERENCE_BATCHING", "nope", "ORCHARD_INFERENCE_BATCHING: Value error, must be a JSON object"),
-        ("ORCHARD_INFERENCE_BATCHING", '{"m": {"max_size": 0}}', "ORCHARD_INFERENCE_BATCHING: Value error, model 'm': max_size: Input should be greater than or equal to 1"),
-        ("ORCHARD_INFERENCE_BATCHING", '{"m": {"size": 8}}', "model 'm': size: Extra inputs are not permitted"),
-        ("ORCHARD_INFERENCE_BATCHING", '{"m": 8}', "ORCHARD_INFERENCE_BATCHING: Value error, model 'm'"),
-    ],
-)  # fmt: skip
-def test_bad_batching_settings_name_the_variable(
-    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
-) -> None:
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(SettingsError, match="invalid settings") as raised:
-        load_settings(InferenceSettings)
-    assert message in str(raised.value)
 
 
 def _key(data: ModelInput, wanted: tuple[str, ...] | None = None) -> object:

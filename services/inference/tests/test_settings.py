@@ -30,6 +30,14 @@ def test_defaults_and_models_from_json(monkeypatch: pytest.MonkeyPatch) -> None:
         ("ORCHARD_INFERENCE_MODELS", '{"a": " "}', "model 'a' has an empty uri"),
         ("ORCHARD_INFERENCE_TORCH_THREADS", "0", "ORCHARD_INFERENCE_TORCH_THREADS"),
         ("ORCHARD_INFERENCE_DEVICE", "tpu", "ORCHARD_INFERENCE_DEVICE"),
+        ("ORCHARD_INFERENCE_BATCH_ENABLED", "maybe", "ORCHARD_INFERENCE_BATCH_ENABLED: "),
+        ("ORCHARD_INFERENCE_BATCH_MAX_SIZE", "0", "ORCHARD_INFERENCE_BATCH_MAX_SIZE: "),
+        ("ORCHARD_INFERENCE_BATCH_MAX_DELAY_MS", "-1", "ORCHARD_INFERENCE_BATCH_MAX_DELAY_MS: "),
+        ("ORCHARD_INFERENCE_BATCH_MAX_DELAY_MS", "5000", "ORCHARD_INFERENCE_BATCH_MAX_DELAY_MS: "),
+        ("ORCHARD_INFERENCE_BATCHING", "nope", "ORCHARD_INFERENCE_BATCHING: Value error, must be a JSON object"),
+        ("ORCHARD_INFERENCE_BATCHING", '{"m": {"max_size": 0}}', "ORCHARD_INFERENCE_BATCHING: Value error, model 'm': max_size: Input should be greater than or equal to 1"),
+        ("ORCHARD_INFERENCE_BATCHING", '{"m": {"size": 8}}', "model 'm': size: Extra inputs are not permitted"),
+        ("ORCHARD_INFERENCE_BATCHING", '{"m": 8}', "ORCHARD_INFERENCE_BATCHING: Value error, model 'm'"),
     ],
 )  # fmt: skip
 def test_bad_values_name_the_variable(
