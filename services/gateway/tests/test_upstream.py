@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import orjson
+from starlette.responses import Response
 
 from orchard_gateway.routes_table import Route
-from orchard_gateway.upstream import _relay, request_headers
+from orchard_gateway.upstream import UpstreamReply, relay_response, request_headers
 
 
 def test_request_headers_keep_end_to_end_ones_and_set_the_request_id() -> None:
@@ -39,6 +40,10 @@ def test_with_tracing_on_but_no_span_the_callers_trace_context_stays() -> None:
 
 def _header(response: object, name: bytes) -> list[bytes]:
     return [v for k, v in response.raw_headers if k == name]  # type: ignore[attr-defined]
+
+
+def _relay(route: Route, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> Response:
+    return relay_response(route, UpstreamReply(status, tuple(headers), body))
 
 
 def test_relay_keeps_the_backends_bytes_and_drops_per_hop_headers() -> None:

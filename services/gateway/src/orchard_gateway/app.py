@@ -20,6 +20,7 @@ from orchard_gateway.api.router import api_router
 from orchard_gateway.auth import API_KEY_PEPPER_ENV, KeyStore, RateLimiter
 from orchard_gateway.deps import KeyIdLogFilter
 from orchard_gateway.metrics import GatewayMetrics
+from orchard_gateway.predictor import Predictor
 from orchard_gateway.resilience import (
     BreakerState,
     CircuitBreaker,
@@ -136,6 +137,7 @@ def create_app(
             breakers=breakers,
             strip_credentials=settings.auth_enabled,
         )
+        app.state.predictor = Predictor(watcher, app.state.upstream)
         poller = asyncio.create_task(watcher.watch(), name="route-table-watcher")
         try:
             yield
@@ -143,6 +145,7 @@ def create_app(
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
+            app.state.predictor = None
             app.state.upstream = None
             await session.close()
 

@@ -25,6 +25,7 @@ from orchard_gateway.auth import (
     RateLimiter,
     require,
 )
+from orchard_gateway.predictor import Predictor
 from orchard_gateway.routes_table import RouteTable, RouteTableWatcher
 from orchard_gateway.settings import GatewaySettings
 from orchard_gateway.upstream import Upstream
@@ -37,6 +38,7 @@ __all__ = [
     "BodyDep",
     "CurrentKey",
     "KeyIdLogFilter",
+    "PredictorDep",
     "RoutesDep",
     "SettingsDep",
     "UpstreamDep",
@@ -44,6 +46,7 @@ __all__ = [
     "admin_key",
     "current_key_id",
     "get_key_store",
+    "get_predictor",
     "get_rate_limiter",
     "get_routes",
     "get_settings",
@@ -70,6 +73,14 @@ def get_routes(watcher: Annotated[RouteTableWatcher, Depends(get_watcher)]) -> R
     if table is None:
         raise ServiceUnavailable(f"the gateway has not loaded its route table {watcher.path} yet")
     return table
+
+
+def get_predictor(request: Request) -> Predictor:
+    """The router every prediction goes through (made in the app's lifespan)."""
+    predictor = getattr(request.app.state, "predictor", None)
+    if predictor is None:
+        raise ServiceUnavailable("the gateway is starting or stopping; retry shortly")
+    return cast(Predictor, predictor)
 
 
 def get_upstream(request: Request) -> Upstream:
@@ -159,6 +170,7 @@ SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 WatcherDep = Annotated[RouteTableWatcher, Depends(get_watcher)]
 RoutesDep = Annotated[RouteTable, Depends(get_routes)]
 UpstreamDep = Annotated[Upstream, Depends(get_upstream)]
+PredictorDep = Annotated[Predictor, Depends(get_predictor)]
 
 
 async def read_body(request: Request, settings: SettingsDep) -> bytes:

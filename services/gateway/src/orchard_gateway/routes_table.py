@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import orjson
 import yaml
 
-from orchard_core.errors import ModelNotFound
+from orchard_core.errors import ModelNotFound, ServiceUnavailable
 from orchard_gateway.metrics import GatewayMetrics
 
 __all__ = [
@@ -219,6 +219,17 @@ class RouteTableWatcher:
     def table(self) -> RouteTable | None:
         """The table in force, or None before the first successful load."""
         return self._table
+
+    def require_table(self) -> RouteTable:
+        """The table in force.
+
+        Raises:
+            ServiceUnavailable: no route table has been loaded yet (503).
+        """
+        table = self._table
+        if table is None:
+            raise ServiceUnavailable(f"the gateway has not loaded its route table {self.path} yet")
+        return table
 
     def not_ready_reason(self) -> str | None:
         """Readiness: None once a route table is loaded."""

@@ -25,8 +25,15 @@ class GatewaySettings(ServiceSettings):
         default=Path(".orchard/routes.yaml"),
         description="Route table (YAML or JSON) mapping each model to its backend and version.",
     )
+    routes_url: str | None = Field(
+        default=None,
+        description=(
+            "Poll the route table from this URL (retraining's GET /v1/routes, with ETag)"
+            " instead of reading routes_file."
+        ),
+    )
     routes_poll_s: float = Field(
-        default=1.0, gt=0, description="How often the route table file is checked for changes."
+        default=1.0, gt=0, description="How often the route table source is checked for changes."
     )
     upstream_timeout_s: float = Field(
         default=30.0, gt=0, description="Longest wait for a backend's whole answer (then 504)."
@@ -77,4 +84,51 @@ class GatewaySettings(ServiceSettings):
     )
     breaker_open_s: float = Field(
         default=5.0, gt=0, description="How long an opened circuit refuses calls (then probes)."
+    )
+
+    # --- payload logging and feedback (to evaluation) ---
+    evaluation_url: str | None = Field(
+        default=None,
+        description=(
+            "Evaluation service base URL: prediction events go to its POST /v1/events and"
+            " feedback to its POST /v1/feedback. Unset: payload logging is off."
+        ),
+    )
+    events_sample_rate: float = Field(
+        default=1.0, ge=0, le=1, description="Share of predictions logged as events (0..1)."
+    )
+    events_queue_size: int = Field(
+        default=10_000, ge=1, description="Most events held in memory (then dropped, counted)."
+    )
+    events_batch_size: int = Field(default=500, ge=1, description="Events per POST to evaluation.")
+    events_flush_interval_s: float = Field(
+        default=1.0, gt=0, description="Longest wait before queued events are sent."
+    )
+    # --- mirrors (shadow traffic) ---
+    mirror_max_in_flight: int = Field(
+        default=64,
+        ge=1,
+        description="Most mirrored requests in flight (more are skipped, counted).",
+    )
+    # --- batch endpoints and async batch jobs ---
+    batch_chunk_size: int = Field(
+        default=256, ge=1, description="Rows per backend call in batch requests and jobs."
+    )
+    batch_max_rows: int = Field(
+        default=10_000, ge=1, description="Most rows in one synchronous batch request (then 413)."
+    )
+    jobs_dir: Path = Field(
+        default=Path(".orchard/jobs"),
+        description="Where async batch jobs keep inputs, state and results.",
+    )
+    jobs_max_concurrent: int = Field(
+        default=2, ge=1, description="Async batch jobs running at once (the rest wait queued)."
+    )
+    jobs_max_bytes: int = Field(
+        default=512 * MIB, ge=1, description="Largest async batch job upload (then 413)."
+    )
+    # --- browsers ---
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser (CORS); empty: none.",
     )

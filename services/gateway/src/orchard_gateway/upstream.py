@@ -34,7 +34,14 @@ from orchard_gateway.resilience import (
 from orchard_gateway.routes_table import Route
 from orchard_gateway.settings import GatewaySettings
 
-__all__ = ["MODEL_VERSION_HEADER", "Upstream", "new_session", "request_headers"]
+__all__ = [
+    "MODEL_VERSION_HEADER",
+    "Upstream",
+    "UpstreamReply",
+    "new_session",
+    "relay_response",
+    "request_headers",
+]
 
 MODEL_VERSION_HEADER: Final = "x-orchard-model-version"
 
@@ -155,7 +162,7 @@ def _served_version(
 
 
 @dataclass(frozen=True, slots=True)
-class _Reply:
+class UpstreamReply:
     """One backend answer, read whole (``status`` is what the retry classifier looks at)."""
 
     status: int
@@ -218,6 +225,32 @@ class Upstream:
     ) -> Response:
         """Forward to ``route.backend + path`` and return the backend's answer as is.
 
+        Raises what :meth:`call` raises.
+        """
+        reply = await self.call(
+            route,
+            method,
+            path,
+            headers=headers,
+            request_id=request_id,
+            body=body,
+            readiness=readiness,
+        )
+        return relay_response(route, reply)
+
+    async def call(
+        self,
+        route: Route,
+        method: str,
+        path: str,
+        *,
+        headers: Iterable[tuple[bytes, bytes]],
+        request_id: str,
+        body: bytes | None = None,
+        readiness: bool = False,
+    ) -> UpstreamReply:
+        """Send to ``route.backend + path`` and return the backend's whole answer.
+
         With ``readiness`` (a readiness check), any HTTP answer, a 503 "not ready" included,
         is the answer: not retried and not held against the backend's circuit breaker.
 
@@ -235,7 +268,7 @@ class Upstream:
             outcome = _Outcome()
             tries = 0
 
-            async def attempt(timeout_s: float) -> _Reply:
+            async def attempt(timeout_s: float) -> UpstreamReply:
                 nonlocal tries
                 tries += 1
                 outcome.code = "cancelled"
@@ -270,7 +303,7 @@ class Upstream:
                     span.set_attribute("orchard.upstream.tries", tries)
                 if reply.status >= 400:
                     span.set_status(trace.StatusCode.ERROR)
-        return _relay(route, reply.status, reply.raw_headers, reply.body)
+        return reply
 
     async def _try(
         self,
@@ -281,7 +314,7 @@ class Upstream:
         body: bytes | None,
         timeout_s: float,
         outcome: _Outcome,
-    ) -> _Reply:
+    ) -> UpstreamReply:
         # outcome.code is left "cancelled" only when the caller's task is cancelled mid-call.
         loop = asyncio.get_running_loop()
         cut_off_at = loop.time() + timeout_s
@@ -297,7 +330,7 @@ class Upstream:
             ) as reply:
                 payload = await reply.read()
                 outcome.code = str(reply.status)
-                return _Reply(reply.status, tuple(reply.raw_headers), payload)
+                return UpstreamReply(reply.status, tuple(reply.raw_headers), payload)
         except TimeoutError:
             outcome.code = "timeout"
             raise UpstreamTimeout(
@@ -356,11 +389,11 @@ def _reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _relay(
-    route: Route, status: int, raw_headers: Iterable[tuple[bytes, bytes]], body: bytes
-) -> Response:
-    raw = list(raw_headers)
-    response = Response(content=body, status_code=status)
+def relay_response(route: Route, reply: UpstreamReply) -> Response:
+    """The caller's answer from a backend's: same status and body, the gateway's headers."""
+    raw = list(reply.raw_headers)
+    body = reply.body
+    response = Response(content=body, status_code=reply.status)
     response.raw_headers.extend(_response_headers(raw))
     version = _served_version(route, raw, body)
     if version is not None:
