@@ -7,13 +7,20 @@ Every path that predicts (OIP v2, KServe v1, batch requests, batch jobs) goes th
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from orchard_gateway.routes_table import Route, RouteTableWatcher
 from orchard_gateway.upstream import Upstream, UpstreamReply
 
-__all__ = ["Prediction", "Predictor"]
+__all__ = ["EventSink", "Prediction", "Predictor"]
+
+
+class EventSink(Protocol):
+    """Takes prediction events without ever blocking or raising (PredictionEventSink)."""
+
+    def offer(self, event: Mapping[str, Any]) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +49,17 @@ class Prediction:
 class Predictor:
     """Routes predictions to backends (see the module docstring)."""
 
-    def __init__(self, watcher: RouteTableWatcher, upstream: Upstream) -> None:
+    def __init__(
+        self,
+        watcher: RouteTableWatcher,
+        upstream: Upstream,
+        *,
+        events: EventSink | None = None,
+    ) -> None:
+        """``events``: where prediction events go (payload logging); None turns it off."""
         self._watcher = watcher
         self._upstream = upstream
+        self._events = events
 
     async def infer(
         self,
