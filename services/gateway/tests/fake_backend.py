@@ -43,6 +43,12 @@ class FakeBackend:
         self.stall = False  # when set, requests wait for `release` before answering
         self.release = asyncio.Event()
         self.arrived = asyncio.Event()
+        # /infer calls, counted in arrival order (from 0): the k-th gets fail_infer[k] if set,
+        # and from stall_from on they wait for `release` like with `stall`.
+        self.infer_calls = 0
+        self.fail_infer: dict[int, Canned] = {}
+        self.stall_from: int | None = None
+        self.echo = False  # /infer answers also carry output "echo" = the first input
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -76,9 +82,16 @@ class FakeBackend:
             Seen(request.method, request.raw_path, request.headers, body, peer[1] if peer else 0)
         )
         self.arrived.set()
-        if self.stall:
+        call: int | None = None
+        if request.path.endswith("/infer"):
+            call = self.infer_calls
+            self.infer_calls += 1
+        if self.stall or (
+            call is not None and self.stall_from is not None and call >= self.stall_from
+        ):
             await self.release.wait()
-        canned = self.canned.get(request.raw_path)
+        canned = self.fail_infer.get(call) if call is not None else None
+        canned = canned or self.canned.get(request.raw_path)
         if canned is not None:
             headers = {"Content-Type": canned.content_type, **canned.headers}
             return web.Response(status=canned.status, body=canned.body, headers=headers)
@@ -94,12 +107,17 @@ class FakeBackend:
         model, version, rest = match["model"], match["version"], match["rest"] or ""
         headers = {"X-Orchard-Model-Version": version}
         if rest == "/infer":
-            request_id = orjson.loads(body).get("id")
+            payload = orjson.loads(body)
+            first = payload["inputs"][0]
+            n = first["shape"][0] if first.get("shape") else 1  # one score per row
+            outputs = [{"name": "score", "shape": [n], "datatype": "FP32", "data": [0.5] * n}]
+            if self.echo:
+                outputs.append({**first, "name": "echo"})
             answer = {
                 "model_name": model,
                 "model_version": version,
-                "id": request_id,
-                "outputs": [{"name": "score", "shape": [1], "datatype": "FP32", "data": [0.5]}],
+                "id": payload.get("id"),
+                "outputs": outputs,
             }
             return _json(answer, headers)
         if rest == "/ready":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -10,78 +11,23 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from orchard_gateway import GatewaySettings
 from orchard_gateway.events import (
+    EvaluationSink,
+    EvaluationSinks,
     EventSinkMetrics,
+    FeedbackSink,
+    FeedbackSinkMetrics,
     PredictionEventSink,
+    SinkMetrics,
     event_from_oip,
     is_sampled,
     oip_tensors,
 )
 
-WAIT_S = 5.0
-
-
-class FakeEvaluation:
-    """Answers ``POST /v1/events``, recording each accepted batch; can fail or stall."""
-
-    def __init__(self) -> None:
-        self.batches: list[list[dict[str, Any]]] = []
-        self.attempts = 0
-        self.fail_times = 0
-        self.fail_status = 503
-        self.stall = False
-        self.release = asyncio.Event()
-        self.changed = asyncio.Event()
-        self._runner: web.AppRunner | None = None
-        self.port = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def events(self) -> list[dict[str, Any]]:
-        return [event for batch in self.batches for event in batch]
-
-    async def start(self) -> FakeEvaluation:
-        app = web.Application()
-        app.router.add_post("/v1/events", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert isinstance(server, asyncio.Server)
-        self.port = server.sockets[0].getsockname()[1]
-        return self
-
-    async def stop(self) -> None:
-        self.release.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        self.attempts += 1
-        self.changed.set()
-        if self.stall:
-            await self.release.wait()
-        if self.fail_times > 0:
-            self.fail_times -= 1
-            return web.json_response({"error": "not now"}, status=self.fail_status)
-        assert request.content_type == "application/json"
-        self.batches.append(orjson.loads(body))
-        self.changed.set()
-        return web.json_response({"accepted": len(self.batches[-1])})
-
-    async def wait_until(self, predicate: Callable[[], bool]) -> None:
-        async with asyncio.timeout(WAIT_S):
-            while not predicate():
-                self.changed.clear()
-                await self.changed.wait()
+from .fake_evaluation import WAIT_S, FakeEvaluation
 
 
 def metric(registry: CollectorRegistry, outcome: str) -> float:
@@ -353,6 +299,105 @@ async def test_settings_are_checked(make_sink: MakeSink) -> None:
     for bad in ({"batch_size": 0}, {"sample_rate": 1.5}, {"flush_interval_s": 0}):
         with pytest.raises(ValueError, match="must"):
             make_sink(**bad)
+
+
+# --- the generic sink and its feedback flavour ---------------------------------------------
+
+
+def feedback_metric(registry: CollectorRegistry, outcome: str) -> float | None:
+    return registry.get_sample_value("orchard_gateway_feedback_total", {"outcome": outcome})
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client:
+        yield client
+
+
+async def test_feedback_sink_posts_to_its_own_path_with_its_own_metrics(
+    session: aiohttp.ClientSession, evaluation: FakeEvaluation, registry: CollectorRegistry
+) -> None:
+    EventSinkMetrics(registry)  # both flavours live on one registry, as in the gateway
+    sink = FeedbackSink(session, evaluation.url + "/", FeedbackSinkMetrics(registry), batch_size=2)
+    assert sink.url == evaluation.url + "/v1/feedback"
+    sink.start()
+    items = [{"request_id": f"r{i}", "label": i % 2, "ts": 1.0} for i in range(3)]
+    assert sink.offer_all(items)
+    await evaluation.wait_until(lambda: len(evaluation.feedback) == 2)
+    assert registry.get_sample_value("orchard_gateway_feedback_queue_depth") == 1
+    await sink.aclose(grace_s=WAIT_S)
+    assert [len(batch) for batch in evaluation.feedback_batches] == [2, 1]
+    assert evaluation.feedback == items
+    assert evaluation.batches == []  # nothing went to /v1/events
+    assert feedback_metric(registry, "sent") == 3
+    assert metric(registry, "sent") == 0
+    # Feedback is never sampled: no such outcome, and no way to ask for it.
+    assert feedback_metric(registry, "sampled_out") is None
+    with pytest.raises(ValueError, match="must not be sampled"):
+        FeedbackSink(
+            session, evaluation.url, FeedbackSinkMetrics(CollectorRegistry()), sample_rate=0.5
+        )
+
+
+async def test_offer_all_takes_all_or_none(
+    session: aiohttp.ClientSession, evaluation: FakeEvaluation, registry: CollectorRegistry
+) -> None:
+    sink = FeedbackSink(session, evaluation.url, FeedbackSinkMetrics(registry), max_queue=3)
+    assert sink.offer_all([{"request_id": "a"}, {"request_id": "b"}])
+    assert not sink.offer_all([{"request_id": "c"}, {"request_id": "d"}])  # one too many
+    assert feedback_metric(registry, "dropped") == 2
+    assert sink.queue_depth() == 2
+    assert sink.offer_all([{"request_id": "c"}])
+    await sink.aclose(grace_s=0.1)  # never started: all three are dropped
+    assert feedback_metric(registry, "dropped") == 5
+    assert not sink.offer_all([{"request_id": "late"}])
+    assert feedback_metric(registry, "dropped") == 6
+
+
+async def test_a_sink_for_any_path_and_metric_prefix(
+    session: aiohttp.ClientSession, evaluation: FakeEvaluation, registry: CollectorRegistry
+) -> None:
+    metrics = SinkMetrics(registry, "orchard_test_things", what="test things")
+    sink = EvaluationSink(session, evaluation.url, "/v1/feedback", metrics, batch_size=1)
+    sink.start()
+    sink.offer({"request_id": "x"})
+    await sink.aclose(grace_s=WAIT_S)
+    assert evaluation.feedback == [{"request_id": "x"}]
+    assert registry.get_sample_value("orchard_test_things_total", {"outcome": "sent"}) == 1
+    assert registry.get_sample_value("orchard_test_things_queue_depth") == 0
+
+
+async def test_evaluation_sinks_stay_off_without_an_evaluation_url(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    sinks = EvaluationSinks(GatewaySettings(), registry)
+    with caplog.at_level(logging.INFO, logger="orchard.gateway.events"):
+        sinks.start()
+    assert sinks.events is None
+    assert sinks.feedback is None
+    assert "payload logging and feedback forwarding are off" in caplog.text
+    await sinks.aclose(1.0)  # nothing to close, nothing raised
+
+
+async def test_evaluation_sinks_start_log_where_to_and_flush_at_close(
+    evaluation: FakeEvaluation, registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = f"http://svc:s3cret-pass@127.0.0.1:{evaluation.port}/"
+    settings = GatewaySettings(
+        evaluation_url=url, events_batch_size=100, events_flush_interval_s=60.0
+    )
+    sinks = EvaluationSinks(settings, registry)
+    with caplog.at_level(logging.INFO, logger="orchard.gateway.events"):
+        sinks.start()
+    assert sinks.events is not None
+    assert sinks.feedback is not None
+    assert f"prediction events to http://127.0.0.1:{evaluation.port}/v1/events" in caplog.text
+    assert "s3cret" not in caplog.text
+    assert sinks.events.offer(event("e1"))
+    assert sinks.feedback.offer_all([{"request_id": "e1", "label": 1, "ts": 2.0}])
+    await sinks.aclose(float(WAIT_S))  # well before the 60 s interval: shutdown flushes
+    assert [e["request_id"] for e in evaluation.events] == ["e1"]
+    assert evaluation.feedback == [{"request_id": "e1", "label": 1, "ts": 2.0}]
 
 
 # --- event_from_oip -------------------------------------------------------------------------

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
+from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.responses import Response
 
 from orchard_core.errors import error_response, install_error_handlers
@@ -38,6 +40,7 @@ def create_app(
     readiness: ReadinessCheck | None = None,
     registry: CollectorRegistry | None = None,
     span_exporter: SpanExporter | None = None,
+    middleware: Sequence[Middleware] = (),
 ) -> FastAPI:
     """Build a FastAPI app with Orchard's health, metrics, errors, logging and tracing.
 
@@ -51,6 +54,9 @@ def create_app(
         registry: Prometheus registry (a fresh one if not given); kept on ``app.state``.
         span_exporter: force tracing on with this exporter (tests); otherwise tracing follows
             the ``OTEL_EXPORTER_OTLP_*`` environment variables.
+        middleware: the service's own middleware (e.g. CORS), outermost first. It runs inside
+            the observability middleware, so what it answers alone (a CORS preflight) still
+            gets a request id, an access log line and RED metrics.
     """
     registry = registry if registry is not None else new_registry()
 
@@ -71,6 +77,9 @@ def create_app(
     app.state.settings = settings
     app.state.registry = registry
     install_error_handlers(app)
+    # add_middleware puts each one outside those added before it: innermost first.
+    for item in reversed(middleware):
+        app.add_middleware(item.cls, *item.args, **item.kwargs)
     app.add_middleware(
         ObservabilityMiddleware,
         metrics=HttpMetrics(settings.service_name, registry),
@@ -92,9 +101,9 @@ def create_app(
         return json_response({"status": "ready"})
 
     @app.get("/metrics", tags=["health"])
-    async def metrics() -> Response:
-        """Prometheus metrics of this process."""
-        return metrics_response(registry)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics of this process (OpenMetrics, with exemplars, when asked for)."""
+        return metrics_response(registry, request.headers.get("accept"))
 
     for router in routers:
         app.include_router(router)

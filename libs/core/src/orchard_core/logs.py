@@ -6,12 +6,24 @@ import contextvars
 import logging
 import sys
 import time
-from typing import Any
+from collections.abc import MutableMapping
+from typing import Any, Final, Protocol
 
 import orjson
 from opentelemetry import trace
 
-__all__ = ["JsonFormatter", "configure_logging", "current_request_id", "request_id_var"]
+__all__ = [
+    "LOG_FIELDS_KEY",
+    "JsonFormatter",
+    "add_log_fields",
+    "configure_logging",
+    "current_request_id",
+    "log_fields",
+    "request_id_var",
+]
+
+LOG_FIELDS_KEY: Final = "log_fields"
+"""Key, in an ASGI scope's ``state``, of the fields the request's access log line carries."""
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "orchard_request_id", default=None
@@ -29,6 +41,33 @@ _RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {
 def current_request_id() -> str | None:
     """The id of the request being handled in this context, if any."""
     return request_id_var.get()
+
+
+class _HasScope(Protocol):
+    @property
+    def scope(self) -> MutableMapping[str, Any]: ...
+
+
+def add_log_fields(target: _HasScope | MutableMapping[str, Any], **fields: Any) -> None:
+    """Add ``fields`` to the access log line of the request ``target`` (a Starlette
+    ``Request`` or an ASGI scope), e.g. ``add_log_fields(request, model="m", version="2")``.
+
+    They land in ``scope["state"]["log_fields"]``, which the observability middleware reads
+    when the request is done. Later values replace earlier ones. Never put a secret here.
+    """
+    scope: MutableMapping[str, Any] = target if isinstance(target, MutableMapping) else target.scope
+    state = scope.setdefault("state", {})
+    state.setdefault(LOG_FIELDS_KEY, {}).update(fields)
+
+
+def log_fields(scope: MutableMapping[str, Any]) -> dict[str, Any]:
+    """The fields added to the request's access log line with :func:`add_log_fields`, minus
+    any whose name a log record reserves (``msg``, ``name``...), which logging would refuse."""
+    state = scope.get("state")
+    fields = state.get(LOG_FIELDS_KEY) if isinstance(state, MutableMapping) else None
+    if not isinstance(fields, MutableMapping):
+        return {}
+    return {k: v for k, v in fields.items() if isinstance(k, str) and k not in _RESERVED}
 
 
 class JsonFormatter(logging.Formatter):

@@ -11,6 +11,7 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
+from prometheus_client.openmetrics import exposition as openmetrics
 from starlette.responses import Response
 
 __all__ = ["LATENCY_BUCKETS", "HttpMetrics", "metrics_response", "new_registry"]
@@ -28,8 +29,14 @@ def new_registry() -> CollectorRegistry:
     return CollectorRegistry(auto_describe=True)
 
 
-def metrics_response(registry: CollectorRegistry) -> Response:
-    """The Prometheus text exposition of ``registry``."""
+def metrics_response(registry: CollectorRegistry, accept: str | None = None) -> Response:
+    """The exposition of ``registry``: OpenMetrics (with exemplars) when ``accept`` asks for
+    it, as Prometheus does when exemplar storage is on; else the Prometheus text format."""
+    if accept and "application/openmetrics-text" in accept:
+        return Response(
+            content=openmetrics.generate_latest(registry),  # type: ignore[no-untyped-call]
+            media_type=openmetrics.CONTENT_TYPE_LATEST,
+        )
     return Response(content=generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -1,5 +1,10 @@
 """One pure-ASGI middleware for request ids, RED metrics and access logs.
 
+The access line (logger ``orchard.access``) carries ``method``, ``path``, ``status``,
+``route`` and ``duration_ms``, plus whatever the app added during the request with
+``orchard_core.logs.add_log_fields`` (model, version, API key id...). The request id comes
+from the log formatter. Headers are never logged, so credentials cannot leak through it.
+
 Pure ASGI (not ``BaseHTTPMiddleware``) because it sits on every request's hot path.
 """
 
@@ -12,7 +17,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from orchard_core.logs import request_id_var
+from orchard_core.logs import log_fields, request_id_var
 from orchard_core.metrics import HttpMetrics
 
 __all__ = ["REQUEST_ID_HEADER", "ObservabilityMiddleware"]
@@ -78,12 +83,17 @@ class ObservabilityMiddleware:
             route = _route_template(scope)
             self.metrics.observe(method, route, status, elapsed)
             if self.access_log:
+                path = scope.get("path", "")
+                # The app's fields (model, version, key id...) first: ours are the truth.
+                extra = log_fields(scope)
+                extra.update(
+                    method=method,
+                    path=path,
+                    status=status,
+                    route=route,
+                    duration_ms=round(elapsed * 1000, 3),
+                )
                 _access_log.info(
-                    "%s %s %d %.1fms",
-                    method,
-                    scope.get("path", ""),
-                    status,
-                    elapsed * 1000,
-                    extra={"status": status, "route": route, "duration_ms": elapsed * 1000},
+                    "%s %s %d %.1fms", method, path, status, elapsed * 1000, extra=extra
                 )
             request_id_var.reset(token)

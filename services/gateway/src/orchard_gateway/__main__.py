@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from orchard_core import load_settings, serve
 from orchard_gateway.app import create_app
-from orchard_gateway.routes_table import RouteTableError, load_route_table
+from orchard_gateway.route_sources import load_route_table
+from orchard_gateway.routes_table import RouteTableError
 from orchard_gateway.settings import GatewaySettings
 
 __all__ = ["main"]
@@ -16,7 +17,8 @@ def main() -> None:
     try:
         # Checked before serving so a bad file stops the process with one clear line
         # rather than a start-up traceback; the lifespan then loads it for real.
-        load_route_table(settings.routes_file)
+        if settings.routes_url is None:
+            load_route_table(settings.routes_file)
     except RouteTableError as exc:
         raise SystemExit(f"orchard-gateway: cannot start: {exc}") from None
     serve(create_app(settings), settings)

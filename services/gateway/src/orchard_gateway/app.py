@@ -13,12 +13,17 @@ from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from prometheus_client import CollectorRegistry
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 
 from orchard_core import create_app as create_core_app
 from orchard_core import new_registry
 from orchard_gateway.api.router import api_router
 from orchard_gateway.auth import API_KEY_PEPPER_ENV, KeyStore, RateLimiter
+from orchard_gateway.batch import BatchMetrics
 from orchard_gateway.deps import KeyIdLogFilter
+from orchard_gateway.events import EvaluationSinks
+from orchard_gateway.jobs import JobRunner, JobStore
 from orchard_gateway.metrics import GatewayMetrics
 from orchard_gateway.predictor import Predictor
 from orchard_gateway.resilience import (
@@ -28,7 +33,7 @@ from orchard_gateway.resilience import (
     RetryBudget,
     RetryPolicy,
 )
-from orchard_gateway.routes_table import RouteTableWatcher
+from orchard_gateway.route_sources import FileRouteSource, HttpRouteSource, RouteTableWatcher
 from orchard_gateway.settings import GatewaySettings
 from orchard_gateway.upstream import Upstream, new_session
 
@@ -82,6 +87,43 @@ def _breakers(settings: GatewaySettings, metrics: GatewayMetrics) -> CircuitBrea
     return CircuitBreakers(make)
 
 
+# CORS: what a browser on an allowed origin may send, and read back from our answers.
+_CORS_METHODS = ("GET", "POST", "DELETE", "OPTIONS")
+_CORS_REQUEST_HEADERS = (
+    "Authorization",
+    "X-API-Key",
+    "Content-Type",
+    "X-Request-Id",
+    "X-Orchard-Unit",
+    "traceparent",
+)
+_CORS_EXPOSED_HEADERS = (
+    "X-Request-Id",
+    "X-Orchard-Model-Version",
+    "X-Orchard-Route-Arm",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+)
+
+
+def _cors(settings: GatewaySettings) -> list[Middleware]:
+    """CORS for the allowed origins only, none at all when there are none. It answers
+    preflights itself, so they never reach auth (a browser sends no key with them)."""
+    if not settings.cors_origins:
+        return []
+    return [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=list(_CORS_METHODS),
+            allow_headers=list(_CORS_REQUEST_HEADERS),
+            expose_headers=list(_CORS_EXPOSED_HEADERS),
+        )
+    ]
+
+
 def _install_key_id_filter() -> None:
     for name in _KEY_ID_LOGGERS:
         logger = logging.getLogger(name)
@@ -108,9 +150,9 @@ def create_app(
     """
     registry = registry if registry is not None else new_registry()
     metrics = GatewayMetrics(registry)
-    watcher = RouteTableWatcher(
-        settings.routes_file, metrics=metrics, poll_s=settings.routes_poll_s
-    )
+    batch_metrics = BatchMetrics(registry)
+    file_source = FileRouteSource(settings.routes_file)
+    watcher = RouteTableWatcher(file_source, metrics=metrics, poll_s=settings.routes_poll_s)
 
     breakers = _breakers(settings, metrics)
     budget = RetryBudget(ratio=settings.retry_budget_ratio)
@@ -120,11 +162,11 @@ def create_app(
         total_deadline_s=settings.upstream_timeout_s,
     )
     _install_key_id_filter()
+    sinks = EvaluationSinks(settings, registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.key_store = key_store(settings)
-        watcher.load()
         provider: TracerProvider | None = app.state.tracer_provider
         session = new_session(settings)
         app.state.upstream = Upstream(
@@ -137,15 +179,53 @@ def create_app(
             breakers=breakers,
             strip_credentials=settings.auth_enabled,
         )
-        app.state.predictor = Predictor(watcher, app.state.upstream)
-        poller = asyncio.create_task(watcher.watch(), name="route-table-watcher")
+        poller: asyncio.Task[None] | None = None
         try:
+            if settings.routes_url is not None:
+                # Retraining may be down at start-up: not ready until its first table arrives.
+                watcher.source = HttpRouteSource(settings.routes_url, session)
+                await watcher.refresh_or_keep()
+            else:
+                await watcher.refresh()  # a missing or invalid file stops the gateway here
+            sinks.start()  # payload logging and feedback, when evaluation_url is set
+            app.state.event_sink = sinks.events
+            app.state.feedback_sink = sinks.feedback
+            app.state.predictor = Predictor(
+                watcher,
+                app.state.upstream,
+                metrics,
+                events=sinks.events,
+                mirror_max_in_flight=settings.mirror_max_in_flight,
+            )
+            poller = asyncio.create_task(watcher.watch(), name="route-table-watcher")
+            # Batch jobs left queued or running by the last stop go on from where they were.
+            jobs = JobRunner(
+                JobStore(settings.jobs_dir),
+                app.state.predictor,
+                batch_metrics,
+                max_concurrent=settings.jobs_max_concurrent,
+                max_bytes=settings.jobs_max_bytes,
+                chunk_size=settings.batch_chunk_size,
+            )
+            await jobs.start()
+            app.state.jobs = jobs
             yield
         finally:
-            poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await poller
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+            jobs_running: JobRunner | None = getattr(app.state, "jobs", None)
+            app.state.jobs = None
+            if jobs_running is not None:
+                await jobs_running.stop()  # between chunks, as on disk: resumed at next start
+            predictor = getattr(app.state, "predictor", None)
+            if predictor is not None:
+                await predictor.aclose()
             app.state.predictor = None
+            # No request offers anything now: flush what is queued, within the grace period.
+            app.state.event_sink = app.state.feedback_sink = None
+            await sinks.aclose(settings.shutdown_grace_s)
             app.state.upstream = None
             await session.close()
 
@@ -158,9 +238,11 @@ def create_app(
         readiness=watcher.not_ready_reason,
         registry=registry,
         span_exporter=span_exporter,
+        middleware=_cors(settings),
     )
     app.state.routes = watcher
     app.state.metrics = metrics
     app.state.rate_limiter = RateLimiter()
     app.state.breakers = breakers
+    app.state.batch_metrics = batch_metrics
     return app

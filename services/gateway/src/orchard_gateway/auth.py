@@ -177,7 +177,14 @@ def _presented_secret(headers: Mapping[str, str]) -> str:
         x_key = x_key.strip()
         if not x_key:
             raise Unauthorized("empty X-API-Key header")
-    if bearer is not None and x_key is not None and not hmac.compare_digest(bearer, x_key):
+    # Compared as bytes: header values are latin-1 text, and compare_digest refuses non-ASCII str.
+    if (
+        bearer is not None
+        and x_key is not None
+        and not hmac.compare_digest(
+            bearer.encode("latin-1", "replace"), x_key.encode("latin-1", "replace")
+        )
+    ):
         raise Unauthorized("Authorization and X-API-Key carry different keys")
     secret = bearer if bearer is not None else x_key
     if secret is None:

@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from fastapi.params import Depends as DependsParam
 
 from orchard_core.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from orchard_core.logs import add_log_fields
 from orchard_gateway.auth import (
     ROLE_ADMIN,
     ROLE_PREDICT,
@@ -25,8 +26,12 @@ from orchard_gateway.auth import (
     RateLimiter,
     require,
 )
+from orchard_gateway.batch import BatchMetrics
+from orchard_gateway.events import FeedbackSink
+from orchard_gateway.jobs import JobRunner
 from orchard_gateway.predictor import Predictor
-from orchard_gateway.routes_table import RouteTable, RouteTableWatcher
+from orchard_gateway.route_sources import RouteTableWatcher
+from orchard_gateway.routes_table import RouteTable
 from orchard_gateway.settings import GatewaySettings
 from orchard_gateway.upstream import Upstream
 
@@ -35,8 +40,11 @@ __all__ = [
     "PREDICT",
     "AdminKey",
     "AuthRequired",
+    "BatchMetricsDep",
     "BodyDep",
     "CurrentKey",
+    "FeedbackDep",
+    "JobsDep",
     "KeyIdLogFilter",
     "PredictorDep",
     "RoutesDep",
@@ -45,6 +53,9 @@ __all__ = [
     "WatcherDep",
     "admin_key",
     "current_key_id",
+    "get_batch_metrics",
+    "get_feedback_sink",
+    "get_jobs",
     "get_key_store",
     "get_predictor",
     "get_rate_limiter",
@@ -69,10 +80,7 @@ def get_watcher(request: Request) -> RouteTableWatcher:
 
 def get_routes(watcher: Annotated[RouteTableWatcher, Depends(get_watcher)]) -> RouteTable:
     """The route table in force for this request (a snapshot: reloads swap, never mutate)."""
-    table = watcher.table
-    if table is None:
-        raise ServiceUnavailable(f"the gateway has not loaded its route table {watcher.path} yet")
-    return table
+    return watcher.require_table()
 
 
 def get_predictor(request: Request) -> Predictor:
@@ -135,12 +143,15 @@ def _authorize(request: Request, role: str) -> ApiKey:
     ):
         return AuthDisabled  # before start-up: the route's own dependencies answer 503
     store = get_key_store(request)
+    # A context reused across requests (in-process clients) must not name an earlier key.
+    current_key_id.set(None)
     try:
         key = store.authenticate(request.headers)
     except Unauthorized as exc:
         raise AuthRequired(exc.message) from None
     current_key_id.set(key.key_id)
     request.state.api_key_id = key.key_id
+    add_log_fields(request, api_key_id=key.key_id)  # on the access line, whatever its context
     if not store.is_disabled:
         # Counted before the role check, so a key hammering a route it may not use is
         # throttled too. relay() copies the decision's RateLimit-* headers to the answer.
@@ -171,6 +182,36 @@ WatcherDep = Annotated[RouteTableWatcher, Depends(get_watcher)]
 RoutesDep = Annotated[RouteTable, Depends(get_routes)]
 UpstreamDep = Annotated[Upstream, Depends(get_upstream)]
 PredictorDep = Annotated[Predictor, Depends(get_predictor)]
+
+
+def get_feedback_sink(request: Request) -> FeedbackSink:
+    """Where feedback is queued for evaluation (made in the app's lifespan)."""
+    if get_settings(request).evaluation_url is None:
+        raise ServiceUnavailable("feedback forwarding is off: set ORCHARD_GATEWAY_EVALUATION_URL")
+    sink = getattr(request.app.state, "feedback_sink", None)
+    if sink is None:
+        raise ServiceUnavailable("the gateway is starting or stopping; retry shortly")
+    return cast(FeedbackSink, sink)
+
+
+FeedbackDep = Annotated[FeedbackSink, Depends(get_feedback_sink)]
+
+
+def get_jobs(request: Request) -> JobRunner:
+    """The batch jobs (started in the app's lifespan)."""
+    jobs = getattr(request.app.state, "jobs", None)
+    if jobs is None:
+        raise ServiceUnavailable("the gateway is starting or stopping; retry shortly")
+    return cast(JobRunner, jobs)
+
+
+def get_batch_metrics(request: Request) -> BatchMetrics:
+    """Batch rows and jobs metrics."""
+    return cast(BatchMetrics, request.app.state.batch_metrics)
+
+
+JobsDep = Annotated[JobRunner, Depends(get_jobs)]
+BatchMetricsDep = Annotated[BatchMetrics, Depends(get_batch_metrics)]
 
 
 async def read_body(request: Request, settings: SettingsDep) -> bytes:

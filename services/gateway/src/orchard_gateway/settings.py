@@ -21,6 +21,12 @@ class GatewaySettings(ServiceSettings):
 
     service_name: str = Field(default="gateway", description="Name in logs, metrics and traces.")
     port: int = Field(default=8000, ge=1, le=65535, description="TCP port to listen on.")
+    access_log: bool = Field(
+        # On for the gateway: the public API's access lines (request id, key id, model,
+        # version, status, latency) are what operators search first.
+        default=True,
+        description="One log line per request (never with credentials).",
+    )
     routes_file: Path = Field(
         default=Path(".orchard/routes.yaml"),
         description="Route table (YAML or JSON) mapping each model to its backend and version.",

@@ -1,17 +1,29 @@
-"""Handing the caller's request to the upstream: the one step every forwarding route ends in."""
+"""Handing the caller's request to the upstream, and a prediction's answer back to the caller."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any, Final
 
 from fastapi import Request
 from starlette.responses import Response
 
 from orchard_gateway.auth import RateDecision, RateLimiter
+from orchard_gateway.predictor import Prediction, Predictor
 from orchard_gateway.routes_table import Route
-from orchard_gateway.upstream import Upstream
+from orchard_gateway.upstream import Upstream, relay_response
 
-__all__ = ["relay"]
+
+def request_id_of(request: Request) -> str:
+    """The request id the core middleware put in the scope (the caller's, or a new one)."""
+    return str(request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex)
+
+
+__all__ = ["ARM_HEADER", "FALLBACK_HEADER", "answer", "predict", "relay", "request_id_of"]
+
+ARM_HEADER: Final = b"x-orchard-route-arm"
+FALLBACK_HEADER: Final = b"x-orchard-fallback-from"
 
 
 async def relay(
@@ -27,19 +39,59 @@ async def relay(
 
     ``readiness``: a readiness check, whose 503 is an answer, not a backend failure.
     """
-    # The core middleware put the request id (the caller's, or a new one) in the scope.
-    request_id = request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex
     response = await upstream.forward(
         route,
         request.method,
         path,
         headers=request.headers.raw,
-        request_id=request_id,
+        request_id=request_id_of(request),
         body=body,
         readiness=readiness,
     )
+    _rate_limit_headers(request, response)
+    return response
+
+
+async def predict(
+    request: Request,
+    predictor: Predictor,
+    model: str,
+    body: bytes,
+    *,
+    version: str | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    protocol: str = "v2",
+) -> Response:
+    """Route one prediction through ``predictor`` and answer the caller with its result."""
+    log_fields = request.scope.setdefault("state", {}).setdefault("log_fields", {})
+    log_fields["model"] = model
+    prediction = await predictor.infer(
+        model,
+        body,
+        request_id=request_id_of(request),
+        version=version,
+        headers=request.headers.raw,
+        parameters=parameters,
+        protocol=protocol,
+    )
+    log_fields.update(version=prediction.version, route_arm=prediction.arm)
+    return answer(request, prediction)
+
+
+def answer(request: Request, prediction: Prediction) -> Response:
+    """The caller's response: the backend's answer, plus which version and arm gave it."""
+    response = relay_response(prediction.route, prediction.reply)
+    response.raw_headers.append((ARM_HEADER, prediction.arm.encode("latin-1")))
+    if prediction.fallback_from is not None:
+        response.raw_headers.append(
+            (FALLBACK_HEADER, prediction.fallback_from.version.encode("latin-1"))
+        )
+    _rate_limit_headers(request, response)
+    return response
+
+
+def _rate_limit_headers(request: Request, response: Response) -> None:
     # Set by the auth dependency when auth is on: how the caller's rate limit stands.
     decision = getattr(request.state, "rate_limit", None)
     if isinstance(decision, RateDecision):
         response.headers.update(RateLimiter.headers(decision))
-    return response

@@ -7,8 +7,8 @@ from starlette.responses import Response
 
 from orchard_core.oip import decode_v1_request
 from orchard_core.responses import json_response
-from orchard_gateway.api.relay import relay
-from orchard_gateway.deps import PREDICT, BodyDep, RoutesDep, UpstreamDep
+from orchard_gateway.api.relay import predict, relay
+from orchard_gateway.deps import PREDICT, BodyDep, PredictorDep, RoutesDep, UpstreamDep
 
 __all__ = ["router"]
 
@@ -33,10 +33,9 @@ async def model_status(
 # Starlette matches `{model}` as [^/]+ and then the literal ":predict", so "digits:predict"
 # routes here with model="digits" (and a percent-encoded %3A is decoded before matching).
 @router.post("/models/{model}:predict", dependencies=PREDICT)
-async def predict(
-    model: str, request: Request, body: BodyDep, routes: RoutesDep, upstream: UpstreamDep
+async def v1_predict(
+    model: str, request: Request, body: BodyDep, predictor: PredictorDep
 ) -> Response:
     """Predict with a model (KServe v1 ``{"instances": [...]}``)."""
-    route = routes.resolve(model)
     decode_v1_request(body)
-    return await relay(request, upstream, route, f"/v1/models/{route.model}:predict", body)
+    return await predict(request, predictor, model, body, protocol="v1")

@@ -7,10 +7,10 @@ from starlette.responses import Response
 
 from orchard_core.oip import decode_infer_request
 from orchard_core.responses import json_response
-from orchard_gateway.api.relay import relay
-from orchard_gateway.deps import ADMIN, PREDICT, BodyDep, RoutesDep, UpstreamDep
+from orchard_gateway.api.relay import predict, relay
+from orchard_gateway.deps import ADMIN, PREDICT, BodyDep, PredictorDep, RoutesDep, UpstreamDep
+from orchard_gateway.predictor import Predictor
 from orchard_gateway.routes_table import Route
-from orchard_gateway.upstream import Upstream
 
 __all__ = ["router"]
 
@@ -48,7 +48,7 @@ async def list_models(routes: RoutesDep) -> Response:
 
 
 def _model_path(route: Route, suffix: str = "") -> str:
-    # Always the pinned version: the backend may hold others the gateway does not route.
+    # Always a routed version: the backend may hold others the gateway does not route.
     return f"/v2/models/{route.model}/versions/{route.version}{suffix}"
 
 
@@ -65,7 +65,7 @@ async def model_metadata(
 async def model_version_metadata(
     model: str, version: str, request: Request, routes: RoutesDep, upstream: UpstreamDep
 ) -> Response:
-    """Metadata of a model version (only the routed one)."""
+    """Metadata of one routed version of a model."""
     route = routes.resolve(model, version)
     return await relay(request, upstream, route, _model_path(route))
 
@@ -83,36 +83,33 @@ async def model_ready(
 async def model_version_ready(
     model: str, version: str, request: Request, routes: RoutesDep, upstream: UpstreamDep
 ) -> Response:
-    """Readiness of a model version (only the routed one)."""
+    """Readiness of one routed version of a model."""
     route = routes.resolve(model, version)
     return await relay(request, upstream, route, _model_path(route, "/ready"), readiness=True)
 
 
-async def _infer(request: Request, upstream: Upstream, route: Route, body: bytes) -> Response:
+async def _infer(
+    request: Request, predictor: Predictor, model: str, body: bytes, version: str | None = None
+) -> Response:
     # Bad input is answered here, without a round trip; the original bytes go upstream.
-    decode_infer_request(body)
-    return await relay(request, upstream, route, _model_path(route, "/infer"), body)
+    parsed = decode_infer_request(body)
+    return await predict(
+        request, predictor, model, body, version=version, parameters=parsed.parameters
+    )
 
 
 @router.post("/models/{model}/infer", dependencies=PREDICT)
-async def infer(
-    model: str, request: Request, body: BodyDep, routes: RoutesDep, upstream: UpstreamDep
-) -> Response:
-    """Inference on the routed version of a model."""
-    return await _infer(request, upstream, routes.resolve(model), body)
+async def infer(model: str, request: Request, body: BodyDep, predictor: PredictorDep) -> Response:
+    """Inference on a model: its version is chosen by the route table (weights, stickiness)."""
+    return await _infer(request, predictor, model, body)
 
 
 @router.post("/models/{model}/versions/{version}/infer", dependencies=PREDICT)
 async def infer_version(
-    model: str,
-    version: str,
-    request: Request,
-    body: BodyDep,
-    routes: RoutesDep,
-    upstream: UpstreamDep,
+    model: str, version: str, request: Request, body: BodyDep, predictor: PredictorDep
 ) -> Response:
-    """Inference on a model version (only the routed one)."""
-    return await _infer(request, upstream, routes.resolve(model, version), body)
+    """Inference on one routed version of a model."""
+    return await _infer(request, predictor, model, body, version)
 
 
 def _repository_path(route: Route, action: str) -> str:
