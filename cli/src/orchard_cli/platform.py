@@ -185,6 +185,8 @@ def gateway_spec(cfg: PlatformConfig) -> ProcessSpec:
             "ORCHARD_GATEWAY_HOST": cfg.host,
             "ORCHARD_GATEWAY_PORT": str(cfg.gateway_port),
             "ORCHARD_GATEWAY_ROUTES_FILE": str(cfg.routes_file),
+            # Async batch jobs live with the rest of the platform's state.
+            "ORCHARD_GATEWAY_JOBS_DIR": str(cfg.data_dir / "jobs"),
         },
         ready_url=f"{cfg.gateway_url}/readyz",
         ready_timeout=cfg.ready_timeout,

@@ -37,3 +37,13 @@ def test_a_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("ORCHARD_GATEWAY_MAX_BODY_BYTES", "lots")
     with pytest.raises(SettingsError, match="ORCHARD_GATEWAY_MAX_BODY_BYTES"):
         load_settings(GatewaySettings)
+
+
+def test_every_setting_is_documented() -> None:
+    doc = (Path(__file__).parents[3] / "docs" / "gateway-settings.md").read_text()
+    missing = [
+        f"ORCHARD_GATEWAY_{name.upper()}"
+        for name in GatewaySettings.model_fields
+        if f"`ORCHARD_GATEWAY_{name.upper()}`" not in doc
+    ]
+    assert missing == [], f"add these to docs/gateway-settings.md: {missing}"

@@ -29,7 +29,7 @@ class GatewaySettings(ServiceSettings):
     )
     routes_file: Path = Field(
         default=Path(".orchard/routes.yaml"),
-        description="Route table (YAML or JSON) mapping each model to its backend and version.",
+        description="Route table file (YAML or JSON): each model's versions, weights and mirrors.",
     )
     routes_url: str | None = Field(
         default=None,
