@@ -63,15 +63,24 @@ test: lint typecheck test-packages test-stack ## Install and run everything: lin
 
 # wrk is the load generator: installed with apt when missing and run as root, else asked for.
 BENCH_DURATION ?= 10
-.PHONY: bench-inference
-bench-inference: install ## Benchmark the runtime against kserve.ModelServer (wrk; BENCH_DURATION=10 s per run)
+# Extra arguments for a benchmark script, e.g. BENCH_ARGS="--connections 64 --no-clients".
+BENCH_ARGS ?=
+.PHONY: wrk
+wrk:
 	@command -v wrk >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && apt-get install -y -qq wrk >/dev/null; \
 	  else \
-	    echo "error: bench-inference needs wrk: apt-get install wrk (or brew install wrk)" >&2; exit 1; \
+	    echo "error: the benchmarks need wrk: apt-get install wrk (or brew install wrk)" >&2; exit 1; \
 	  fi; }
+
+.PHONY: bench-inference
+bench-inference: install wrk ## Benchmark the runtime against kserve.ModelServer (wrk; BENCH_DURATION=10 s per run)
 	BENCH_DURATION=$(BENCH_DURATION) .venv/bin/python benchmarks/inference/run.py
+
+.PHONY: bench-gateway
+bench-gateway: install wrk ## Benchmark the runtime direct vs through the gateway, and upstream clients (wrk; BENCH_DURATION=10)
+	BENCH_DURATION=$(BENCH_DURATION) .venv/bin/python benchmarks/gateway/run.py $(BENCH_ARGS)
 
 .PHONY: fmt
 fmt: install ## Format and auto-fix the code

@@ -16,39 +16,40 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
-import importlib.metadata
 import json
 import os
-import platform
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+# Run as a file: the repository root makes benchmarks.common importable.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 import numpy as np
-from bench_models import MODEL_NAMES, prepare_models, write_payloads
+from benchmarks.common.bench_models import MODEL_NAMES, prepare_models, write_payloads
+from benchmarks.common.host import command_output, git_revision, machine_facts, wait_for_quiet
+from benchmarks.common.measure import measure
+from benchmarks.common.servers import RunningServer, ServerSpec, free_port
+from benchmarks.common.wrk import connection_list, find_wrk, run_wrk, wrk_threads, wrk_version
+from benchmarks.common.wrk_output import WrkResult
 from report import write_report
-from servers import RunningServer, ServerSpec, busy_cpu_seconds, free_port
-from wrk_output import WrkResult, parse_wrk_output
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
-LUA_SCRIPT = HERE / "wrk_post.lua"
 SERVER_NAMES = ("orchard", "kserve", "orchard-no-batching")
+_PACKAGES = ("kserve", "torch", "scikit-learn", "mlflow", "fastapi", "uvicorn", "numpy")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     load_at_start = list(os.getloadavg())
-    revision = _git_revision()  # before the servers start: the code they run
+    revision = git_revision(ROOT)  # before the servers start: the code they run
     unknown = set(args.servers) - set(SERVER_NAMES) or set(args.models) - set(MODEL_NAMES)
     if unknown:
         print(f"error: unknown server or model {sorted(unknown)}", file=sys.stderr)
         return 2
-    wrk = shutil.which("wrk")
+    wrk = find_wrk()
     if wrk is None:
         print(
             "error: wrk is not installed (apt-get install wrk, brew install wrk)", file=sys.stderr
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     model_dirs = prepare_models(work_dir / "models")
     bodies = write_payloads(work_dir)
     specs = [_server_spec(name, model_dirs, dict(args.orchard_env)) for name in args.servers]
-    other_load = _wait_for_quiet(args.quiet_wait)
+    other_load = wait_for_quiet(args.quiet_wait)
 
     results: list[dict[str, Any]] = []
     with contextlib.ExitStack() as stack:
@@ -86,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
     document = {
         "machine": {
-            **_machine(),
+            **machine_facts(_PACKAGES),
             "load_average_at_start": load_at_start,
             "busy_cores_before_start": round(other_load, 2),
         },
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             "connections": list(args.connections),
             "models": list(args.models),
             "servers": {spec.name: _describe(spec) for spec in specs},
-            "wrk": _command_output([wrk, "-v"]).splitlines()[0:1],
+            "wrk": wrk_version(wrk),
             "orchard_batching_in_runtime": _runtime_has_batching(),
             "git": revision,
         },
@@ -112,28 +113,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _wait_for_quiet(max_wait_s: float, quiet_cores: float = 0.3) -> float:
-    """Wait up to ``max_wait_s`` for other work on the machine to stop; return its last CPU use.
-
-    The servers and wrk need every core; anything else running skews the numbers.
-    """
-    deadline = time.monotonic() + max_wait_s
-    while True:
-        before = busy_cpu_seconds()
-        time.sleep(2)
-        busy = (busy_cpu_seconds() - before) / 2
-        if busy < quiet_cores or time.monotonic() > deadline:
-            break
-        print(f"== other processes use {busy:.1f} cores; waiting for quiet", flush=True)
-    if busy >= quiet_cores:
-        print(
-            f"warning: other processes use {busy:.1f} of {os.cpu_count()} cores; "
-            "the results will be noisy",
-            file=sys.stderr,
-        )
-    return busy
-
-
 def _measure(
     wrk: str,
     server: RunningServer,
@@ -143,14 +122,17 @@ def _measure(
     args: argparse.Namespace,
 ) -> dict[str, Any]:
     """One measurement: warm-up, drain, the timed wrk run, drain; its row of results."""
-    if args.warmup > 0:
-        _wrk(wrk, server, model, body, connections, args.warmup)
-    server.wait_idle()
-    server_cpu, machine_cpu = server.cpu_seconds(), busy_cpu_seconds()
-    run = _wrk(wrk, server, model, body, connections, args.duration)
-    server_cpu = server.cpu_seconds() - server_cpu
-    machine_cpu = busy_cpu_seconds() - machine_cpu
-    server.wait_idle()  # its backlog must not run into the next server's turn
+    done = measure(
+        wrk,
+        f"{server.base_url}/v2/models/{model}/infer",
+        body,
+        connections,
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        processes=[server],  # its backlog must not run into the next server's turn
+    )
+    run, server_cpu = done.run, done.cpu_s[server.spec.name]
+    machine_cpu = done.machine_busy_cpu_s
     print(
         f"{model:12} {server.spec.name:20} c={connections:<3} "
         f"{run.throughput_rps:9.1f} req/s  p50 {run.p50_ms:8.2f} ms  "
@@ -163,7 +145,7 @@ def _measure(
         "model": model,
         "server": server.spec.name,
         "connections": connections,
-        "threads": _threads(connections),
+        "threads": wrk_threads(connections),
         **run.to_dict(),
         "server_cpu_s": round(server_cpu, 3),
         "machine_busy_cpu_s": round(machine_cpu, 3),
@@ -213,33 +195,10 @@ def _describe(spec: ServerSpec) -> dict[str, Any]:
     return {"description": spec.description, "env": env}
 
 
-def _threads(connections: int) -> int:
-    return min(2, connections)
-
-
 def _wrk(
     wrk: str, server: RunningServer, model: str, body: Path, connections: int, duration: float
 ) -> WrkResult:
-    command = [
-        wrk,
-        f"-t{_threads(connections)}",
-        f"-c{connections}",
-        f"-d{max(1, round(duration))}s",
-        "--timeout",
-        "10s",
-        "--latency",
-        "-s",
-        str(LUA_SCRIPT),
-        f"{server.base_url}/v2/models/{model}/infer",
-        "--",
-        str(body),
-    ]
-    done = subprocess.run(
-        command, capture_output=True, text=True, timeout=duration + 60, check=False
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip()}")
-    return parse_wrk_output(done.stdout)
+    return run_wrk(wrk, f"{server.base_url}/v2/models/{model}/infer", body, connections, duration)
 
 
 def _verify_same_answers(
@@ -289,55 +248,12 @@ def _outputs(answer: dict[str, Any]) -> dict[str, tuple[str, np.ndarray]]:
     return outputs
 
 
-def _machine() -> dict[str, Any]:
-    cpu_model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    mem_gib = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_gib = round(int(line.split()[1]) / 1024**2, 1)
-    versions = {}
-    for package in ("kserve", "torch", "scikit-learn", "mlflow", "fastapi", "uvicorn", "numpy"):
-        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-            versions[package] = importlib.metadata.version(package)
-    return {
-        "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "cpu_model": cpu_model,
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "memory_gib": mem_gib,
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "versions": versions,
-        "load_average_at_end": list(os.getloadavg()),
-    }
-
-
 def _runtime_has_batching() -> bool:
     code = (
         "from orchard_inference.settings import InferenceSettings as S;"
         "print(any(n.startswith('batch') for n in S.model_fields))"
     )
-    return _command_output([sys.executable, "-c", code]).strip() == "True"
-
-
-def _git_revision() -> str:
-    revision = _command_output(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"]).strip()
-    dirty = _command_output(["git", "-C", str(ROOT), "status", "--porcelain", "--", "services"])
-    return f"{revision}{' + uncommitted changes in services/' if dirty.strip() else ''}"
-
-
-def _command_output(command: list[str]) -> str:
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-    except OSError:
-        return ""
-    return done.stdout or done.stderr
+    return command_output([sys.executable, "-c", code]).strip() == "True"
 
 
 def _env_pair(text: str) -> tuple[str, str]:
@@ -345,13 +261,6 @@ def _env_pair(text: str) -> tuple[str, str]:
     if not sep or not name:
         raise argparse.ArgumentTypeError("expected NAME=VALUE")
     return name, value
-
-
-def _connection_list(text: str) -> list[int]:
-    values = [int(part) for part in text.split(",") if part.strip()]
-    if not values or any(v < 1 for v in values):
-        raise argparse.ArgumentTypeError("a comma-separated list of positive integers")
-    return values
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -372,7 +281,7 @@ def _parser() -> argparse.ArgumentParser:
         default=60,
         help="seconds to wait at most for other work on the machine to stop before measuring",
     )
-    parser.add_argument("--connections", type=_connection_list, default=[1, 16, 64])
+    parser.add_argument("--connections", type=connection_list, default=[1, 16, 64])
     parser.add_argument(
         "--models", type=lambda s: s.split(","), default=list(MODEL_NAMES), help="comma-separated"
     )

@@ -1,6 +1,8 @@
-"""The benchmark scripts are run as scripts, not installed: import them from their folder.
+"""The benchmark scripts are run as scripts, not installed: import them from their folders.
 
-Appended, not prepended, so that the scripts' short module names never shadow a package.
+The repository root makes ``benchmarks.common`` and ``benchmarks.gateway`` importable; the
+inference folder its scripts' short module names. Appended, not prepended, so that no short
+name shadows a package.
 """
 
 from __future__ import annotations
@@ -8,4 +10,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.append(str(Path(__file__).resolve().parents[1] / "inference"))
+_BENCHMARKS = Path(__file__).resolve().parents[1]
+sys.path.append(str(_BENCHMARKS.parent))
+sys.path.append(str(_BENCHMARKS / "inference"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from wrk_output import WrkOutputError, parse_wrk_output
+from benchmarks.common.wrk_output import WrkOutputError, parse_wrk_output
 
 WRK_STDOUT = """\
 Running 10s test @ http://127.0.0.1:8080/v2/models/credit-risk/infer

@@ -1,6 +1,6 @@
 -- wrk script: POST one JSON body (file named by the first script argument) to the URL given
 -- to wrk, count responses that are not 2xx (wrk's own count only covers >= 400), and print
--- one machine-readable line that benchmarks/inference/wrk_output.py parses.
+-- one machine-readable line that benchmarks/common/wrk_output.py parses.
 --
 --   wrk -t2 -c64 -d10s --latency -s wrk_post.lua http://127.0.0.1:8080/v2/models/m/infer -- body.json
 
