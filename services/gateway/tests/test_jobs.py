@@ -9,7 +9,7 @@ from typing import Any
 import httpx2
 import orjson
 
-from orchard_gateway.jobs import Job, JobStatus
+from orchard_gateway.job_store import Job, JobStatus
 
 from .conftest import Gateway, MakeGateway
 from .factories import eventually

@@ -3,18 +3,15 @@
 Used by the synchronous ``POST /v1/models/{m}/batch`` and by async batch jobs. A row maps each
 column to a scalar (bool, integer, number, string) or to a list of them; a batch becomes one
 tensor per column, shape ``[n]`` or ``[n, k]``. Outputs of shape ``[n, ...]`` come back as one
-dict per row. JSONL and CSV files are read and written here too.
+dict per row. JSONL and CSV files are read and written in :mod:`orchard_gateway.batch_io`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
-import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any, Final
+from typing import Any, Final
 
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -37,11 +34,6 @@ __all__ = [
     "ChunkOutcome",
     "RowChecker",
     "chunk_bounds",
-    "csv_header",
-    "csv_line",
-    "csv_record",
-    "iter_csv_rows",
-    "iter_jsonl_rows",
     "parse_batch_request",
     "predict_chunk",
     "predict_rows",
@@ -51,13 +43,11 @@ __all__ = [
 
 Row = dict[str, Any]
 
-_INT64_MIN: Final = -(2**63)
-_INT64_MAX: Final = 2**63 - 1
+INT64_MIN: Final = -(2**63)
+INT64_MAX: Final = 2**63 - 1
 _DATATYPE: Final = {"bool": "BOOL", "int": "INT64", "float": "FP64", "str": "BYTES"}
 # Answers worth trying the same chunk again for: the backend was unreachable or overloaded.
 _RETRYABLE_STATUSES: Final = frozenset({502, 503, 504})
-_INT_CELL: Final = re.compile(r"[+-]?\d+")
-_FLOAT_CELL: Final = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?")
 _MAX_ERROR_CHARS: Final = 500
 
 
@@ -107,7 +97,7 @@ def _scalar_kind(value: Any) -> str | None:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
-        return "int" if _INT64_MIN <= value <= _INT64_MAX else None
+        return "int" if INT64_MIN <= value <= INT64_MAX else None
     if isinstance(value, float):
         return "float"
     if isinstance(value, str):
@@ -455,95 +445,3 @@ async def predict_rows(
         "chunks": chunks,
         "results": results,
     }
-
-
-# --- JSONL and CSV files ----------------------------------------------------------------
-
-
-def iter_jsonl_rows(lines: Iterable[bytes]) -> Iterator[tuple[int, Any]]:
-    """``(line number, parsed JSON)`` for each non-blank line (numbered from 1).
-
-    Raises:
-        InvalidInput: a line is not valid JSON (naming the line).
-    """
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            yield number, orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            raise InvalidInput(f"line {number}: not valid JSON: {exc}") from None
-
-
-def _cell(value: str) -> Any:
-    if _INT_CELL.fullmatch(value):
-        number = int(value)
-        return number if _INT64_MIN <= number <= _INT64_MAX else float(number)
-    if _FLOAT_CELL.fullmatch(value):
-        return float(value)
-    if value == "":
-        return None  # an empty cell is a missing value: RowChecker refuses it by name
-    return value
-
-
-def iter_csv_rows(text: IO[str]) -> Iterator[tuple[int, Row]]:
-    """``(line number, row)`` for each record after the header; numbers parsed as numbers.
-
-    Raises:
-        InvalidInput: no header, duplicate or empty column names, a record with another
-            number of fields than the header, or broken quoting (naming the line).
-    """
-    reader = csv.reader(text, strict=True)
-    try:
-        header = next(reader, None)
-        if header is None:
-            raise InvalidInput("the CSV file is empty; expected a header row")
-        if any(not name for name in header) or len(set(header)) != len(header):
-            raise InvalidInput("line 1: the header needs distinct, non-empty column names")
-        for record in reader:
-            if not record:
-                continue
-            if len(record) != len(header):
-                raise InvalidInput(
-                    f"line {reader.line_num}: {len(record)} fields, the header has {len(header)}"
-                )
-            yield reader.line_num, {name: _cell(v) for name, v in zip(header, record, strict=True)}
-    except csv.Error as exc:
-        raise InvalidInput(f"line {reader.line_num}: not valid CSV: {exc}") from None
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"the CSV file is not UTF-8: {exc.reason}") from None
-
-
-def _flatten(name: str, value: Any, into: dict[str, Any]) -> None:
-    if isinstance(value, list):
-        for index, item in enumerate(value):
-            _flatten(f"{name}_{index}", item, into)
-    else:
-        into[name] = value
-
-
-def csv_record(result: Mapping[str, Any]) -> dict[str, Any]:
-    """A result row with list values flattened into ``name_0, name_1, ...`` columns."""
-    flat: dict[str, Any] = {}
-    for name, value in result.items():
-        _flatten(name, value, flat)
-    return flat
-
-
-def csv_header(columns: Iterable[str]) -> list[str]:
-    """The CSV header for these flattened columns: ``row`` first, ``error`` last."""
-    rest = [c for c in dict.fromkeys(columns) if c not in ("row", "error")]
-    return ["row", *rest, "error"]
-
-
-def csv_line(header: Sequence[str], record: Mapping[str, Any]) -> str:
-    """One CSV line (with its line ending) of ``record``'s values in ``header`` order."""
-    out = io.StringIO()
-
-    def text(value: Any) -> Any:
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        return "" if value is None else value
-
-    csv.writer(out, lineterminator="\n").writerow([text(record.get(c)) for c in header])
-    return out.getvalue()

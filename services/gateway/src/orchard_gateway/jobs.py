@@ -1,33 +1,18 @@
-"""Async batch jobs: uploads kept on disk, run chunk by chunk, resumed after a restart.
+"""Async batch jobs run: queued, run chunk by chunk (``max_concurrent`` jobs at once), cancelled.
 
-Each job lives in ``jobs_dir/<id>/``:
-
-- ``input.jsonl`` or ``input.csv``: the upload, validated whole before the job is accepted;
-- ``state.json``: the job (:class:`Job`), replaced atomically after every change;
-- ``results.jsonl``: one line per row, ``{"row": i, ...outputs}`` or ``{"row": i, "error"}``,
-  appended chunk by chunk. The state records the chunks done and the file's size after
-  them, so a restart cuts off a half-written chunk and goes on from the next one.
-
-A job is accepted (202) only once its state file exists; a directory without one is an
-upload that was never acknowledged and is removed at start-up. A job whose state or input
-cannot be read is marked failed with the reason, never dropped.
+A job's files and their layout on disk are :mod:`orchard_gateway.job_store`'s; the runner keeps
+every known job in memory, saves its state after each change, and resumes unfinished jobs at
+start-up where their state says they were.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
-import os
-import re
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterator
-from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Final
+from collections.abc import AsyncIterator, Iterator
+from typing import Final
 
 import orjson
 
@@ -36,159 +21,28 @@ from orchard_core.errors import (
     InvalidInput,
     ModelNotFound,
     NotFound,
-    PayloadTooLarge,
     ServiceUnavailable,
 )
 from orchard_gateway.auth import ROLE_ADMIN, ApiKey, AuthDisabled
-from orchard_gateway.batch import (
-    BatchMetrics,
-    ChunkOutcome,
-    Row,
-    RowChecker,
-    csv_header,
-    csv_line,
-    csv_record,
-    iter_csv_rows,
-    iter_jsonl_rows,
-    predict_chunk,
+from orchard_gateway.batch import BatchMetrics, ChunkOutcome, Row, predict_chunk
+from orchard_gateway.batch_io import count_rows, csv_header, csv_line, csv_record, read_rows
+from orchard_gateway.job_store import (
+    FINISHED,
+    JOB_ID,
+    Job,
+    JobStatus,
+    JobStore,
+    too_large,
+    utc_now,
 )
 from orchard_gateway.predictor import Predictor
 
-__all__ = ["FORMATS", "MEDIA_TYPES", "Job", "JobRunner", "JobStatus", "JobStore", "upload_format"]
+__all__ = ["RETRY_DELAYS_S", "JobRunner"]
 
 _log = logging.getLogger("orchard.gateway")
 
-FORMATS: Final = ("jsonl", "csv")
-MEDIA_TYPES: Final = {"jsonl": "application/x-ndjson", "csv": "text/csv; charset=utf-8"}
-_JOB_ID: Final = re.compile(r"[0-9a-f]{32}")
-_CONTENT_TYPES: Final = {
-    "text/csv": "csv",
-    "application/csv": "csv",
-    "application/x-ndjson": "jsonl",
-    "application/jsonl": "jsonl",
-    "application/x-jsonlines": "jsonl",
-    "application/jsonlines": "jsonl",
-}
-_BLOCK: Final = 64 * 1024
 # Waits before trying a chunk again while the backend is unreachable; then the job fails.
 RETRY_DELAYS_S: Final = (1.0, 2.0, 4.0, 8.0, 16.0)
-
-
-class JobStatus(enum.StrEnum):
-    """Where a job is in its life."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-FINISHED: Final = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="microseconds")
-
-
-@dataclass(slots=True)
-class Job:
-    """One batch job, as kept in its ``state.json``."""
-
-    id: str
-    model: str
-    format: str
-    rows: int
-    chunk_size: int
-    status: JobStatus
-    created: str
-    key_id: str | None = None
-    started: str | None = None
-    finished: str | None = None
-    chunks_done: int = 0
-    results_offset: int = 0
-    failed_rows: int = 0
-    error: str | None = None
-    datatypes: dict[str, str] | None = None  # each column's, over the whole file
-
-    @property
-    def chunks_total(self) -> int:
-        return -(-self.rows // self.chunk_size)
-
-    @property
-    def rows_done(self) -> int:
-        return min(self.chunks_done * self.chunk_size, self.rows)
-
-    def view(self) -> dict[str, Any]:
-        """The job as the API shows it."""
-        return {
-            "id": self.id,
-            "model": self.model,
-            "status": self.status.value,
-            "format": self.format,
-            "rows": self.rows,
-            "rows_done": self.rows_done,
-            "failed_rows": self.failed_rows,
-            "chunk_size": self.chunk_size,
-            "chunks_done": self.chunks_done,
-            "chunks_total": self.chunks_total,
-            "progress": self.rows_done / self.rows if self.rows else 0.0,
-            "error": self.error,
-            "created": self.created,
-            "started": self.started,
-            "finished": self.finished,
-        }
-
-    def to_json(self) -> bytes:
-        """The state file's content."""
-        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2)
-
-    @classmethod
-    def from_json(cls, data: bytes) -> Job:
-        """Read a state file's content.
-
-        Raises:
-            ValueError: not a job's state.
-        """
-        raw = orjson.loads(data)
-        if not isinstance(raw, dict):
-            raise ValueError("not a JSON object")
-        names = {f.name for f in fields(cls)}
-        missing = sorted(n for n in ("id", "model", "format", "rows", "chunk_size") if n not in raw)
-        if missing:
-            raise ValueError(f"missing {missing}")
-        job = cls(**{k: v for k, v in raw.items() if k in names})
-        job.status = JobStatus(job.status)
-        if job.format not in FORMATS or job.chunk_size < 1 or job.rows < 0:
-            raise ValueError("format, rows or chunk_size out of range")
-        return job
-
-
-def upload_format(requested: str | None, content_type: str | None) -> str:
-    """The upload's format: ``?format=`` if given, else from its ``Content-Type``.
-
-    Raises:
-        InvalidInput: neither names JSONL or CSV.
-    """
-    if requested is not None:
-        if requested not in FORMATS:
-            raise InvalidInput(f"format must be one of {list(FORMATS)}, got {requested!r}")
-        return requested
-    media = (content_type or "").split(";")[0].strip().lower()
-    found = _CONTENT_TYPES.get(media)
-    if found is None:
-        raise InvalidInput(
-            "say the file's format with ?format=jsonl|csv or a Content-Type of text/csv or"
-            f" application/x-ndjson (got {media or 'none'!r})"
-        )
-    return found
-
-
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"the upload is larger than the gateway's limit of {limit} bytes for batch jobs"
-        " (ORCHARD_GATEWAY_JOBS_MAX_BYTES)"
-    )
 
 
 def _cannot_store(exc: OSError) -> ServiceUnavailable:
@@ -196,181 +50,6 @@ def _cannot_store(exc: OSError) -> ServiceUnavailable:
     return ServiceUnavailable(
         f"the gateway cannot store batch job uploads now ({exc.strerror or exc}); retry later"
     )
-
-
-def _read_rows(path: Path, fmt: str) -> Generator[tuple[int, Row], None, None]:
-    """``(line, row)`` for each row of an input file (parsed, not checked)."""
-    if fmt == "csv":
-        with path.open(encoding="utf-8-sig", newline="") as text:
-            yield from iter_csv_rows(text)
-    else:
-        with path.open("rb") as lines:
-            yield from iter_jsonl_rows(lines)
-
-
-def count_rows(path: Path, fmt: str) -> tuple[int, dict[str, str]]:
-    """Parse and check a whole input file; its number of rows and its columns' datatypes.
-
-    Raises:
-        InvalidInput: naming the first bad line.
-    """
-    checker = RowChecker()
-    count = 0
-    for line, row in _read_rows(path, fmt):
-        checker.check(row, f"line {line}")
-        count += 1
-    return count, checker.datatypes
-
-
-class JobStore:
-    """Jobs' files under one directory (see the module docstring)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def directory(self, job_id: str) -> Path:
-        return self.root / job_id
-
-    def input_path(self, job: Job) -> Path:
-        return self.directory(job.id) / f"input.{job.format}"
-
-    def results_path(self, job_id: str) -> Path:
-        return self.directory(job_id) / "results.jsonl"
-
-    def upload_path(self, job_id: str) -> Path:
-        return self.directory(job_id) / "upload.part"
-
-    def save(self, job: Job) -> None:
-        """Replace the job's state file atomically."""
-        path = self.directory(job.id) / "state.json"
-        staging = path.with_name("state.json.tmp")
-        staging.write_bytes(job.to_json())
-        os.replace(staging, path)
-
-    async def receive(self, job_id: str, stream: AsyncIterator[bytes], limit: int) -> Path:
-        """Write an upload to ``upload.part``, refusing it (and removing it) past ``limit``.
-
-        Raises:
-            PayloadTooLarge: more than ``limit`` bytes.
-        """
-        directory = self.directory(job_id)
-        directory.mkdir(parents=True)
-        path = self.upload_path(job_id)
-        try:
-            received = 0
-            with path.open("wb") as out:
-                async for block in stream:
-                    received += len(block)
-                    if received > limit:
-                        raise _too_large(limit)
-                    out.write(block)
-        except BaseException:
-            self.remove(job_id)
-            raise
-        return path
-
-    def accept(self, job: Job) -> None:
-        """Make an uploaded, checked file a job: its input in place, then its state."""
-        os.replace(self.upload_path(job.id), self.input_path(job))
-        self.save(job)
-
-    def remove(self, job_id: str) -> None:
-        shutil.rmtree(self.directory(job_id), ignore_errors=True)
-
-    def load_all(self) -> list[Job]:
-        """Every job on disk; one whose state cannot be read comes back failed (and saved)."""
-        jobs: list[Job] = []
-        if (
-            not self.root.exists()
-        ):  # made by the first upload: a gateway with no jobs writes nothing
-            return jobs
-        for directory in sorted(self.root.iterdir()):
-            if not directory.is_dir() or not _JOB_ID.fullmatch(directory.name):
-                continue
-            state = directory / "state.json"
-            if not state.exists():
-                _log.warning("removing %s: an upload that was never accepted", directory)
-                self.remove(directory.name)
-                continue
-            try:
-                job = Job.from_json(state.read_bytes())
-                if job.id != directory.name:
-                    raise ValueError(f"it names job {job.id!r}")
-            except (OSError, ValueError, TypeError) as exc:
-                job = self._unreadable(directory, state, exc)
-            jobs.append(job)
-        return jobs
-
-    def _unreadable(self, directory: Path, state: Path, exc: Exception) -> Job:
-        _log.error("batch job %s: state file unreadable: %s", directory.name, exc)
-        with contextlib.suppress(OSError):
-            os.replace(state, state.with_name("state.json.unreadable"))
-        now = _now()
-        job = Job(
-            id=directory.name,
-            model="",
-            format="jsonl",
-            rows=0,
-            chunk_size=1,
-            status=JobStatus.FAILED,
-            created=now,
-            finished=now,
-            error=f"the job's state file could not be read ({exc}); kept as state.json.unreadable",
-        )
-        self.save(job)
-        return job
-
-    def open_results(self, job: Job) -> int:
-        """Cut the results file back to what the state records (a chunk half-written before a
-        restart goes); its size.
-
-        Raises:
-            OSError: the file is shorter than recorded (it was damaged).
-        """
-        path = self.results_path(job.id)
-        with path.open("ab") as out:
-            size = out.tell()
-            if size < job.results_offset:
-                raise OSError(
-                    f"results file has {size} bytes, fewer than the {job.results_offset} recorded"
-                )
-            out.truncate(job.results_offset)
-        return job.results_offset
-
-    def append_results(self, job: Job, lines: bytes) -> int:
-        """Append a chunk's result lines at the recorded offset; the file's new size."""
-        with self.results_path(job.id).open("r+b") as out:
-            out.seek(job.results_offset)
-            out.write(lines)
-            out.truncate()
-            return out.tell()
-
-    def result_blocks(self, job: Job) -> Iterator[bytes]:
-        """The results file up to the recorded offset, in blocks."""
-        path = self.results_path(job.id)
-        if not path.exists():
-            return
-        left = job.results_offset
-        with path.open("rb") as results:
-            while left > 0:
-                block = results.read(min(_BLOCK, left))
-                if not block:
-                    return
-                left -= len(block)
-                yield block
-
-    def result_lines(self, job: Job) -> Iterator[bytes]:
-        """The results file's lines, up to the recorded offset."""
-        path = self.results_path(job.id)
-        if not path.exists():
-            return
-        left = job.results_offset
-        with path.open("rb") as results:
-            for line in results:
-                if left <= 0:
-                    return
-                yield line[:left]
-                left -= len(line)
 
 
 class _JobFailed(Exception):
@@ -461,7 +140,7 @@ class JobRunner:
             except ValueError:
                 raise InvalidInput(f"Content-Length {declared_size!r} is not a number") from None
             if declared > self._max_bytes:
-                raise _too_large(self._max_bytes)
+                raise too_large(self._max_bytes)
         job_id = uuid.uuid4().hex
         try:
             path = await self.store.receive(job_id, stream, self._max_bytes)
@@ -478,7 +157,7 @@ class JobRunner:
                 rows=rows,
                 chunk_size=self._chunk_size,
                 status=JobStatus.QUEUED,
-                created=_now(),
+                created=utc_now(),
                 key_id=None if key is AuthDisabled else key.key_id,
                 datatypes=datatypes,
             )
@@ -501,7 +180,7 @@ class JobRunner:
         Raises:
             NotFound: no such job, or another key's (404).
         """
-        job = self._jobs.get(job_id) if _JOB_ID.fullmatch(job_id) else None
+        job = self._jobs.get(job_id) if JOB_ID.fullmatch(job_id) else None
         if job is None or not _may_see(key, job):
             raise NotFound(f"no batch job {job_id!r}")
         return job
@@ -564,7 +243,7 @@ class JobRunner:
         self.store.save(job)
 
     def _finish(self, job: Job, status: JobStatus, error: str | None = None) -> None:
-        job.finished = _now()
+        job.finished = utc_now()
         job.error = error
         self._move(job, status)
 
@@ -588,7 +267,7 @@ class JobRunner:
                 self._running.pop(job_id, None)
 
     async def _run(self, job: Job) -> None:
-        job.started = job.started or _now()
+        job.started = job.started or utc_now()
         self._move(job, JobStatus.RUNNING)
         error: str | None
         try:
@@ -613,7 +292,7 @@ class JobRunner:
         path = self.store.input_path(job)
         if not path.exists():
             raise _JobFailed(f"the job's input file {path.name} is missing")
-        rows = _read_rows(path, job.format)
+        rows = read_rows(path, job.format)
         try:
             skip = job.chunks_done * job.chunk_size
             await asyncio.to_thread(_take, rows, skip)

@@ -9,7 +9,7 @@ from starlette.responses import Response, StreamingResponse
 
 from orchard_core.responses import json_response
 from orchard_gateway.deps import CurrentKey, JobsDep, RoutesDep
-from orchard_gateway.jobs import MEDIA_TYPES, upload_format
+from orchard_gateway.job_store import MEDIA_TYPES, upload_format
 
 __all__ = ["router"]
 
