@@ -17,6 +17,31 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v2", tags=["v2"])
 
 
+# The prediction routes come first: routes are matched in order, and these are the hot path.
+async def _infer(
+    request: Request, predictor: Predictor, model: str, body: bytes, version: str | None = None
+) -> Response:
+    # Bad input is answered here, without a round trip; the original bytes go upstream.
+    parsed = decode_infer_request(body)
+    return await predict(
+        request, predictor, model, body, version=version, parameters=parsed.parameters
+    )
+
+
+@router.post("/models/{model}/infer", dependencies=PREDICT)
+async def infer(model: str, request: Request, body: BodyDep, predictor: PredictorDep) -> Response:
+    """Inference on a model: its version is chosen by the route table (weights, stickiness)."""
+    return await _infer(request, predictor, model, body)
+
+
+@router.post("/models/{model}/versions/{version}/infer", dependencies=PREDICT)
+async def infer_version(
+    model: str, version: str, request: Request, body: BodyDep, predictor: PredictorDep
+) -> Response:
+    """Inference on one routed version of a model."""
+    return await _infer(request, predictor, model, body, version)
+
+
 @router.get("")
 async def server_metadata(request: Request) -> Response:
     """Server metadata: name, version and protocol extensions."""
@@ -86,30 +111,6 @@ async def model_version_ready(
     """Readiness of one routed version of a model."""
     route = routes.resolve(model, version)
     return await relay(request, upstream, route, _model_path(route, "/ready"), readiness=True)
-
-
-async def _infer(
-    request: Request, predictor: Predictor, model: str, body: bytes, version: str | None = None
-) -> Response:
-    # Bad input is answered here, without a round trip; the original bytes go upstream.
-    parsed = decode_infer_request(body)
-    return await predict(
-        request, predictor, model, body, version=version, parameters=parsed.parameters
-    )
-
-
-@router.post("/models/{model}/infer", dependencies=PREDICT)
-async def infer(model: str, request: Request, body: BodyDep, predictor: PredictorDep) -> Response:
-    """Inference on a model: its version is chosen by the route table (weights, stickiness)."""
-    return await _infer(request, predictor, model, body)
-
-
-@router.post("/models/{model}/versions/{version}/infer", dependencies=PREDICT)
-async def infer_version(
-    model: str, version: str, request: Request, body: BodyDep, predictor: PredictorDep
-) -> Response:
-    """Inference on one routed version of a model."""
-    return await _infer(request, predictor, model, body, version)
 
 
 def _repository_path(route: Route, action: str) -> str:
