@@ -287,14 +287,15 @@ async def test_a_503_backend_is_retried_up_to_max_attempts_and_its_503_comes_bac
 async def test_retries_at_a_503_backend_stay_within_the_retry_budget(
     make_gateway: MakeGateway, backend_process: BackendProcess
 ) -> None:
-    # RetryBudget as the app builds it: ratio from settings (0.2), and its defaults
-    # min_per_s=10 over window_s=10, i.e. a reserve of 100 retries per rolling 10 s.
-    requests, ratio, reserve = 150, 0.2, 100
+    # The budget as the app builds it: 20% of requests plus a reserve of min_per_s over
+    # its 10 s window, here 1/s, i.e. 10 retries.
+    requests, ratio, reserve = 150, 0.2, 10
     await backend_process.control("503")
     settings = {
         **FAST,
         "upstream_timeout_s": 10.0,
         "retry_budget_ratio": ratio,
+        "retry_budget_min_per_s": 1.0,
         "breaker_failure_threshold": 10_000,  # keep the breaker out of this
     }
     async with make_gateway(**settings) as gateway:

@@ -156,7 +156,9 @@ def create_app(
     watcher = RouteTableWatcher(file_source, metrics=metrics, poll_s=settings.routes_poll_s)
 
     breakers = _breakers(settings, metrics)
-    budget = RetryBudget(ratio=settings.retry_budget_ratio)
+    budget = RetryBudget(
+        ratio=settings.retry_budget_ratio, min_per_s=settings.retry_budget_min_per_s
+    )
     policy = RetryPolicy(
         max_attempts=settings.retry_max_attempts,
         per_try_timeout_s=min(settings.upstream_per_try_timeout_s, settings.upstream_timeout_s),

@@ -85,6 +85,14 @@ class GatewaySettings(ServiceSettings):
     retry_budget_ratio: float = Field(
         default=0.2, ge=0, description="Retries allowed as a fraction of requests (rolling)."
     )
+    retry_budget_min_per_s: float = Field(
+        default=10.0,
+        ge=0,
+        description=(
+            "Retries per second always allowed on top of the ratio (a reserve for low traffic;"
+            " 0: the ratio alone)."
+        ),
+    )
     breaker_failure_threshold: int = Field(
         default=5, ge=1, description="Consecutive failures that open a backend's circuit."
     )
