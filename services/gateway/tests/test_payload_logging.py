@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 import httpx2
 import pytest
 
-from orchard_gateway.events import FeedbackSink, PredictionEventSink, oip_tensors
+from orchard_gateway.evaluation_sinks import FeedbackSink, PredictionEventSink
+from orchard_gateway.events import oip_tensors
 
 from .conftest import Gateway, MakeGateway
 from .factories import eventually, infer_body

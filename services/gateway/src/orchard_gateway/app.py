@@ -22,7 +22,7 @@ from orchard_gateway.api.router import api_router
 from orchard_gateway.auth import API_KEY_PEPPER_ENV, KeyStore, RateLimiter
 from orchard_gateway.batch import BatchMetrics
 from orchard_gateway.deps import KeyIdLogFilter
-from orchard_gateway.events import EvaluationSinks
+from orchard_gateway.evaluation_sinks import EvaluationSinks
 from orchard_gateway.job_store import JobStore
 from orchard_gateway.jobs import JobRunner
 from orchard_gateway.metrics import GatewayMetrics

@@ -29,7 +29,7 @@ from orchard_gateway.auth import (
     require,
 )
 from orchard_gateway.batch import BatchMetrics
-from orchard_gateway.events import FeedbackSink
+from orchard_gateway.evaluation_sinks import FeedbackSink
 from orchard_gateway.jobs import JobRunner
 from orchard_gateway.predictor import Predictor
 from orchard_gateway.route_sources import RouteTableWatcher

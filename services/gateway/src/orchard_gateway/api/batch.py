@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from orchard_core.responses import json_response
+from orchard_gateway.api.relay import request_id_of
 from orchard_gateway.batch import parse_batch_request, predict_rows
 from orchard_gateway.deps import (
     PREDICT,
@@ -38,6 +37,7 @@ async def batch_predict(
     batch = parse_batch_request(
         body, max_rows=settings.batch_max_rows, max_chunk_size=settings.batch_chunk_size
     )
-    request_id = request.scope.get("state", {}).get("request_id") or uuid.uuid4().hex
-    answer = await predict_rows(predictor, model, batch, request_id=request_id, metrics=metrics)
+    answer = await predict_rows(
+        predictor, model, batch, request_id=request_id_of(request), metrics=metrics
+    )
     return json_response(answer)

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from orchard_gateway import GatewaySettings
-from orchard_gateway.events import (
+from orchard_gateway.evaluation_sinks import (
     EvaluationSink,
     EvaluationSinks,
     EventSinkMetrics,
@@ -22,10 +22,8 @@ from orchard_gateway.events import (
     FeedbackSinkMetrics,
     PredictionEventSink,
     SinkMetrics,
-    event_from_oip,
-    is_sampled,
-    oip_tensors,
 )
+from orchard_gateway.events import event_from_oip, is_sampled, oip_tensors
 
 from .fake_evaluation import WAIT_S, FakeEvaluation
 
