@@ -9,6 +9,7 @@ from typing import Any, Final
 from fastapi import Request
 from starlette.responses import Response
 
+from orchard_core.logs import add_log_fields
 from orchard_gateway.auth import RateDecision, RateLimiter
 from orchard_gateway.predictor import Prediction, Predictor
 from orchard_gateway.routes_table import Route
@@ -63,8 +64,7 @@ async def predict(
     protocol: str = "v2",
 ) -> Response:
     """Route one prediction through ``predictor`` and answer the caller with its result."""
-    log_fields = request.scope.setdefault("state", {}).setdefault("log_fields", {})
-    log_fields["model"] = model
+    add_log_fields(request, model=model)
     prediction = await predictor.infer(
         model,
         body,
@@ -74,7 +74,7 @@ async def predict(
         parameters=parameters,
         protocol=protocol,
     )
-    log_fields.update(version=prediction.version, route_arm=prediction.arm)
+    add_log_fields(request, version=prediction.version, route_arm=prediction.arm)
     return answer(request, prediction)
 
 
