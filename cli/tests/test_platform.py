@@ -71,7 +71,7 @@ def test_the_runtime_serves_each_demo_models_champion(cfg: PlatformConfig):
     assert spec.ready_url == "http://127.0.0.1:8180/v2/health/ready"
 
 
-def test_the_gateway_reads_the_routes_file(cfg: PlatformConfig):
+def test_the_gateway_reads_the_routes_file_and_keeps_jobs_in_the_data_dir(cfg: PlatformConfig):
     spec = gateway_spec(cfg)
 
     assert spec.argv == [sys.executable, "-m", "orchard_gateway"]
@@ -79,6 +79,7 @@ def test_the_gateway_reads_the_routes_file(cfg: PlatformConfig):
         "ORCHARD_GATEWAY_HOST": "127.0.0.1",
         "ORCHARD_GATEWAY_PORT": "8100",
         "ORCHARD_GATEWAY_ROUTES_FILE": str(cfg.data_dir / "routes.yaml"),
+        "ORCHARD_GATEWAY_JOBS_DIR": str(cfg.data_dir / "jobs"),
     }
     assert spec.ready_url == "http://127.0.0.1:8100/readyz"
 
