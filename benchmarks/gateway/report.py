@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 from dataclasses import dataclass
@@ -18,6 +16,8 @@ from typing import Any, Final
 # Run as a file: the repository root makes benchmarks.common importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmarks.common.charts import save_chart
+from benchmarks.common.cli import redraw_main
 from benchmarks.common.markdown import machine_section, noise_warning
 
 __all__ = [
@@ -456,24 +456,12 @@ def _write_chart(document: dict[str, Any], path: Path) -> bool:
         if log:
             ax.set_yscale("log")
         ax.legend(fontsize=8)
-    machine = document["machine"]
-    figure.suptitle(
-        f"Runtime direct vs through the gateway — {machine['cpu_model']}, "
-        f"{machine['usable_cores']} cores, {machine['date_utc']}",
-        fontsize=10,
-    )
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_chart(figure, path, "Runtime direct vs through the gateway", document["machine"], dpi=100)
     return True
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Redraw the report from gateway.json.")
-    parser.add_argument("results", type=Path, help="gateway.json written by run.py")
-    args = parser.parse_args()
-    document = json.loads(args.results.read_text())
-    for path in write_report(document, args.results.parent):
-        print(f"wrote {path}")
+    redraw_main("gateway.json", write_report)
 
 
 if __name__ == "__main__":

@@ -31,10 +31,11 @@ from typing import Any, Final
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.common.bench_models import prepare_models, write_payloads
+from benchmarks.common.cli import add_folder_options, add_load_options, run_timed
 from benchmarks.common.host import git_revision, machine_facts, wait_for_quiet
 from benchmarks.common.measure import measure
 from benchmarks.common.servers import RunningServer, ServerSpec, free_port
-from benchmarks.common.wrk import connection_list, find_wrk, run_wrk, wrk_threads, wrk_version
+from benchmarks.common.wrk import find_wrk, run_wrk, wrk_threads, wrk_version
 from benchmarks.gateway.clients import CLIENT_CONNECTIONS, compare_clients, hop_specs
 from benchmarks.gateway.report import TARGETS, write_report
 
@@ -311,23 +312,7 @@ def _shown_env(spec: ServerSpec) -> dict[str, str]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument(
-        "--duration",
-        type=float,
-        default=float(os.environ.get("BENCH_DURATION") or 10),
-        help="seconds per measurement (default: $BENCH_DURATION, else 10)",
-    )
-    parser.add_argument("--warmup", type=float, default=1, help="seconds before each measurement")
-    parser.add_argument(
-        "--initial-warmup", type=float, default=3, help="seconds per target at start"
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=60,
-        help="seconds to wait at most for other work on the machine to stop before measuring",
-    )
-    parser.add_argument("--connections", type=connection_list, default=[1, 16, 64])
+    add_load_options(parser, initial_warmup_help="seconds per target at start")
     parser.add_argument(
         "--repeats",
         type=int,
@@ -341,13 +326,9 @@ def _parser() -> argparse.ArgumentParser:
         action="store_false",
         help="skip the upstream-client comparison (clients.py)",
     )
-    parser.add_argument("--work-dir", type=Path, default=ROOT / ".bench")
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "benchmarks")
+    add_folder_options(parser, ROOT)
     return parser
 
 
 if __name__ == "__main__":
-    started = time.monotonic()
-    status = main()
-    print(f"== done in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    sys.exit(status)
+    run_timed(main)

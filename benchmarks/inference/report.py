@@ -7,8 +7,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Final
@@ -16,6 +14,8 @@ from typing import Any, Final
 # Run as a file: the repository root makes benchmarks.common importable.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from benchmarks.common.charts import save_chart
+from benchmarks.common.cli import redraw_main
 from benchmarks.common.markdown import machine_section, noise_warning
 
 __all__ = ["write_report"]
@@ -251,23 +251,12 @@ def _write_chart(document: dict[str, Any], path: Path) -> bool:
             bottom, top = ax.get_ylim()
             ax.set_ylim(bottom, top * (8 if metric == "p99_ms" else 1.2))
             ax.legend(fontsize=8, loc="upper left", ncol=len(servers))
-    figure.suptitle(
-        f"Orchard vs kserve.ModelServer — {document['machine']['cpu_model']}, "
-        f"{document['machine']['usable_cores']} cores, {document['machine']['date_utc']}",
-        fontsize=10,
-    )
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_chart(figure, path, "Orchard vs kserve.ModelServer", document["machine"], dpi=110)
     return True
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Redraw the report from inference.json.")
-    parser.add_argument("results", type=Path, help="inference.json written by run.py")
-    args = parser.parse_args()
-    document = json.loads(args.results.read_text())
-    for path in write_report(document, args.results.parent):
-        print(f"wrote {path}")
+    redraw_main("inference.json", write_report)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ import contextlib
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np
 from benchmarks.common.bench_models import MODEL_NAMES, prepare_models, write_payloads
+from benchmarks.common.cli import add_folder_options, add_load_options, run_timed
 from benchmarks.common.host import command_output, git_revision, machine_facts, wait_for_quiet
 from benchmarks.common.measure import measure
 from benchmarks.common.servers import RunningServer, ServerSpec, free_port
-from benchmarks.common.wrk import connection_list, find_wrk, run_wrk, wrk_threads, wrk_version
+from benchmarks.common.wrk import find_wrk, run_wrk, wrk_threads, wrk_version
 from benchmarks.common.wrk_output import WrkResult
 from report import write_report
 
@@ -265,23 +265,7 @@ def _env_pair(text: str) -> tuple[str, str]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--duration",
-        type=float,
-        default=float(os.environ.get("BENCH_DURATION") or 10),
-        help="seconds per measurement (default: $BENCH_DURATION, else 10)",
-    )
-    parser.add_argument("--warmup", type=float, default=1, help="seconds before each measurement")
-    parser.add_argument(
-        "--initial-warmup", type=float, default=3, help="seconds per server and model at start"
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=60,
-        help="seconds to wait at most for other work on the machine to stop before measuring",
-    )
-    parser.add_argument("--connections", type=connection_list, default=[1, 16, 64])
+    add_load_options(parser, initial_warmup_help="seconds per server and model at start")
     parser.add_argument(
         "--models", type=lambda s: s.split(","), default=list(MODEL_NAMES), help="comma-separated"
     )
@@ -299,13 +283,9 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=VALUE",
         help="extra environment for the Orchard servers, to try a setting (repeatable)",
     )
-    parser.add_argument("--work-dir", type=Path, default=ROOT / ".bench")
-    parser.add_argument("--out-dir", type=Path, default=ROOT / "docs" / "benchmarks")
+    add_folder_options(parser, ROOT)
     return parser
 
 
 if __name__ == "__main__":
-    started = time.monotonic()
-    status = main()
-    print(f"== done in {time.monotonic() - started:.0f} s", file=sys.stderr)
-    sys.exit(status)
+    run_timed(main)

@@ -11,8 +11,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
+import mlflow
 import pytest
 
 STARTUP_DEADLINE_S = 420.0  # first run trains both demo models on a 2-core machine
@@ -90,3 +92,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 pytest.fail("orchard up did not stop within 60 s of SIGTERM")
+
+
+@pytest.fixture(scope="session")
+def credit_model(stack: Stack) -> Iterator[Any]:
+    """The credit-risk champion as scikit-learn, loaded from the stack's MLflow registry."""
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(stack.mlflow)
+    try:
+        client = mlflow.MlflowClient(stack.mlflow)
+        version = client.get_model_version_by_alias("credit-risk", "champion").version
+        yield mlflow.sklearn.load_model(f"models:/credit-risk/{version}")
+    finally:
+        mlflow.set_tracking_uri(previous)

@@ -5,11 +5,9 @@ from __future__ import annotations
 import csv
 import io
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
-import mlflow
 import numpy as np
 import orjson
 import pandas as pd
@@ -22,23 +20,13 @@ pytestmark = pytest.mark.integration
 JOB_DEADLINE_S = 120.0
 
 
-@pytest.fixture(scope="module")
-def model(stack: Any) -> Iterator[Any]:
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(stack.mlflow)
-    try:
-        client = mlflow.MlflowClient(stack.mlflow)
-        version = client.get_model_version_by_alias("credit-risk", "champion").version
-        yield mlflow.sklearn.load_model(f"models:/credit-risk/{version}")
-    finally:
-        mlflow.set_tracking_uri(previous)
-
-
 def _rows(n: int, seed: int) -> pd.DataFrame:
     return credit_risk.generate(n, seed=seed)[list(credit_risk.FEATURES)]
 
 
-def test_a_synchronous_batch_equals_the_models_own_predictions(stack: Any, model: Any) -> None:
+def test_a_synchronous_batch_equals_the_models_own_predictions(
+    stack: Any, credit_model: Any
+) -> None:
     frame = _rows(250, seed=11)
     rows = orjson.loads(frame.to_json(orient="records"))
     reply = httpx.post(
@@ -51,9 +39,9 @@ def test_a_synchronous_batch_equals_the_models_own_predictions(stack: Any, model
     assert (answer["rows"], answer["succeeded"], answer["failed"]) == (250, 250, 0)
     assert [(c["start"], c["end"]) for c in answer["chunks"]] == [(0, 100), (100, 200), (200, 250)]
     predicted = [row["predict"] for row in answer["results"]]
-    np.testing.assert_array_equal(predicted, model.predict(frame))
+    np.testing.assert_array_equal(predicted, credit_model.predict(frame))
     proba = np.array([row["predict_proba"] for row in answer["results"]])
-    np.testing.assert_allclose(proba, model.predict_proba(frame), rtol=1e-12)
+    np.testing.assert_allclose(proba, credit_model.predict_proba(frame), rtol=1e-12)
 
 
 def _wait_for_job(client: httpx.Client, url: str) -> dict[str, Any]:
@@ -67,7 +55,7 @@ def _wait_for_job(client: httpx.Client, url: str) -> dict[str, Any]:
 
 
 def test_a_csv_batch_job_runs_to_the_end_and_its_results_match_the_model(
-    stack: Any, model: Any
+    stack: Any, credit_model: Any
 ) -> None:
     frame = _rows(1_000, seed=12)
     upload = frame.to_csv(index=False).encode()
@@ -87,13 +75,13 @@ def test_a_csv_batch_job_runs_to_the_end_and_its_results_match_the_model(
         assert lines.status_code == 200
         results = [orjson.loads(line) for line in lines.content.splitlines()]
         assert [r["row"] for r in results] == list(range(1_000))
-        np.testing.assert_array_equal([r["predict"] for r in results], model.predict(frame))
+        np.testing.assert_array_equal([r["predict"] for r in results], credit_model.predict(frame))
 
         table = client.get(f"/v1/jobs/{job['id']}/results", params={"format": "csv"})
         assert table.status_code == 200
         records = list(csv.DictReader(io.StringIO(table.text)))
         assert len(records) == 1_000
-        expected = model.predict_proba(frame)[:, 1]
+        expected = credit_model.predict_proba(frame)[:, 1]
         np.testing.assert_allclose(
             [float(r["predict_proba_1"]) for r in records], expected, rtol=1e-9
         )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,18 +14,6 @@ from kserve import InferenceRESTClient, InferInput, InferRequest, RESTConfig
 from orchard_pipelines.datasets import credit_risk
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def credit_model(stack: Any) -> Iterator[Any]:
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(stack.mlflow)
-    try:
-        client = mlflow.MlflowClient(stack.mlflow)
-        version = client.get_model_version_by_alias("credit-risk", "champion").version
-        yield mlflow.sklearn.load_model(f"models:/credit-risk/{version}")
-    finally:
-        mlflow.set_tracking_uri(previous)
 
 
 @pytest.fixture

@@ -1,15 +1,17 @@
-"""Fixtures: a stand-in backend on loopback, a route table file, and gateways to test."""
+"""Fixtures: stand-in backends and evaluation on loopback, a route table file, and gateways to
+test."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
+import orjson
 import pytest
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -17,9 +19,11 @@ from prometheus_client import CollectorRegistry
 
 from orchard_core import new_registry
 from orchard_gateway import GatewaySettings, create_app
+from orchard_gateway.auth import hash_key
 
 from .factories import routes_to, write_routes
 from .fake_backend import FakeBackend
+from .fake_evaluation import FakeEvaluation
 
 
 @dataclass
@@ -36,11 +40,30 @@ class Gateway:
 
 
 MakeGateway = Callable[..., AbstractAsyncContextManager[Gateway]]
+MakeBackend = Callable[[], Awaitable[FakeBackend]]
 
 
 @pytest.fixture
-async def backend() -> AsyncIterator[FakeBackend]:
-    fake = await FakeBackend().start()
+async def make_backend() -> AsyncIterator[MakeBackend]:
+    """Start stand-in backends on demand; each one started is stopped at teardown."""
+    async with AsyncExitStack() as stack:
+
+        async def start() -> FakeBackend:
+            fake = await FakeBackend().start()
+            stack.push_async_callback(fake.stop)
+            return fake
+
+        yield start
+
+
+@pytest.fixture
+async def backend(make_backend: MakeBackend) -> FakeBackend:
+    return await make_backend()
+
+
+@pytest.fixture
+async def evaluation() -> AsyncIterator[FakeEvaluation]:
+    fake = await FakeEvaluation().start()
     try:
         yield fake
     finally:
@@ -93,3 +116,18 @@ def refused_url() -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+def auth_settings(tmp_path: Path, key_id: str, secret: str, pepper: str) -> dict[str, Any]:
+    """Gateway settings with auth on and one predict key (``key_id``, ``secret``), its rate
+    limit high enough never to get in the way; the key file is written under ``tmp_path``."""
+    key = {
+        "id": key_id,
+        "hash": hash_key(secret, pepper),
+        "roles": ["predict"],
+        "rate_per_s": 1000,
+        "burst": 1000,
+    }
+    path = tmp_path / "keys.json"
+    path.write_bytes(orjson.dumps({"keys": [key]}))
+    return {"auth_enabled": True, "api_keys_file": path, "api_key_pepper": pepper}

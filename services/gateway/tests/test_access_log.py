@@ -10,14 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from orchard_core.logs import JsonFormatter
 from orchard_gateway import GatewaySettings
 from orchard_gateway.auth import hash_key
 
-from .conftest import MakeGateway
+from .conftest import MakeGateway, auth_settings
 from .factories import infer_body
 from .fake_backend import FakeBackend
 
@@ -29,16 +28,7 @@ WRONG = "not-a-key-9876543210"
 
 @pytest.fixture
 def auth_on(tmp_path: Path) -> dict[str, Any]:
-    key = {
-        "id": "team-a",
-        "hash": hash_key(SECRET, PEPPER),
-        "roles": ["predict"],
-        "rate_per_s": 1000,
-        "burst": 1000,
-    }
-    path = tmp_path / "keys.json"
-    path.write_bytes(orjson.dumps({"keys": [key]}))
-    return {"auth_enabled": True, "api_keys_file": path, "api_key_pepper": PEPPER}
+    return auth_settings(tmp_path, "team-a", SECRET, PEPPER)
 
 
 @pytest.fixture

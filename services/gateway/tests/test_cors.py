@@ -5,12 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
-from orchard_gateway.auth import hash_key
-
-from .conftest import MakeGateway
+from .conftest import MakeGateway, auth_settings
 from .factories import infer_body
 from .fake_backend import FakeBackend
 
@@ -35,16 +32,7 @@ EXPOSED = {
 
 @pytest.fixture
 def auth_on(tmp_path: Path) -> dict[str, Any]:
-    key = {
-        "id": "browser-app",
-        "hash": hash_key(SECRET, PEPPER),
-        "roles": ["predict"],
-        "rate_per_s": 1000,
-        "burst": 1000,
-    }
-    path = tmp_path / "keys.json"
-    path.write_bytes(orjson.dumps({"keys": [key]}))
-    return {"auth_enabled": True, "api_keys_file": path, "api_key_pepper": PEPPER}
+    return auth_settings(tmp_path, "browser-app", SECRET, PEPPER)
 
 
 def preflight(

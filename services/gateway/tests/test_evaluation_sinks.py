@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -50,23 +49,6 @@ def event(request_id: str, *, shadow: bool = False, **extra: Any) -> dict[str, A
         "shadow": shadow,
         **extra,
     }
-
-
-@pytest.fixture
-async def evaluation() -> AsyncIterator[FakeEvaluation]:
-    fake = await FakeEvaluation().start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
-@pytest.fixture
-def down_url() -> Iterator[str]:
-    """A loopback URL where nothing listens: the port is bound but never accepts."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.fixture
@@ -186,9 +168,9 @@ async def test_client_error_fails_without_retry(
 
 
 async def test_evaluation_down_counts_failed_and_offer_stays_instant(
-    make_sink: MakeSink, down_url: str, registry: CollectorRegistry
+    make_sink: MakeSink, refused_url: str, registry: CollectorRegistry
 ) -> None:
-    sink = make_sink(down_url, batch_size=10, flush_interval_s=0.01, max_attempts=3)
+    sink = make_sink(refused_url, batch_size=10, flush_interval_s=0.01, max_attempts=3)
     sink.start()
     # offer() is a plain function: it returns without ever awaiting the network.
     accepted = [sink.offer(event(f"r{i}")) for i in range(50)]

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
 
 import httpx2
 import pytest
@@ -23,15 +22,6 @@ INFER = "/v2/models/credit-risk/infer"
 EVENTS = "orchard_gateway_events_total"
 FEEDBACK = "orchard_gateway_feedback_total"
 GRACE_S = 10
-
-
-@pytest.fixture
-async def evaluation() -> AsyncIterator[FakeEvaluation]:
-    fake = await FakeEvaluation().start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 async def predict(gateway: Gateway, count: int) -> list[httpx2.Response]:

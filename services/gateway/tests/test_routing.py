@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from .conftest import Gateway, MakeGateway
+from .conftest import Gateway, MakeBackend, MakeGateway
 from .factories import eventually, infer_body, write_routes
 from .fake_backend import Canned, FakeBackend
 
@@ -19,21 +18,13 @@ JSON = {"Content-Type": "application/json"}
 
 
 @pytest.fixture
-async def canary() -> AsyncIterator[FakeBackend]:
-    fake = await FakeBackend().start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
+async def canary(make_backend: MakeBackend) -> FakeBackend:
+    return await make_backend()
 
 
 @pytest.fixture
-async def shadow() -> AsyncIterator[FakeBackend]:
-    fake = await FakeBackend().start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
+async def shadow(make_backend: MakeBackend) -> FakeBackend:
+    return await make_backend()
 
 
 def _table(

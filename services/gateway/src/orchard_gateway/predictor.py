@@ -17,6 +17,7 @@ Every path that predicts (OIP v2, KServe v1, batch requests, batch jobs) goes th
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -174,159 +175,94 @@ class Predictor:
         routes = self._watcher.require_table().model(model)
         headers = list(headers)
         unit = find_unit(routes.sticky_key, headers, parameters)
+        call = _Call(routes, body, request_id, headers, unit, _trace_id(), protocol)
         route = routes.pinned(version) if version is not None else routes.assign(unit)
-        trace_id = _trace_id()
         started = time.perf_counter()
         fallback_from: Route | None = None
         try:
             try:
-                reply = await self._call(route, body, request_id, headers, protocol)
-                if reply.status == 503 and self._may_fall_back(routes, route, version):
+                reply = await self._send(call, route)
+                if reply.status == 503 and _may_fall_back(routes, route, version):
                     fallback_from = route
                     self._metrics.fell_back(model, route.version, "unavailable")
             except (CircuitOpen, UpstreamError) as exc:
-                if isinstance(exc, UpstreamTimeout) or not self._may_fall_back(
-                    routes, route, version
-                ):
+                if isinstance(exc, UpstreamTimeout) or not _may_fall_back(routes, route, version):
                     raise
                 fallback_from = route
                 reason = "circuit_open" if isinstance(exc, CircuitOpen) else "unreachable"
                 self._metrics.fell_back(model, route.version, reason)
             if fallback_from is not None:
                 route = routes.champion
-                reply = await self._call(route, body, request_id, headers, protocol)
+                reply = await self._send(call, route)
         except OrchardError as exc:
-            elapsed = time.perf_counter() - started
-            self._metrics.observe_prediction(
-                model, route.version, route.arm, _failure_code(exc), elapsed, trace_id
-            )
-            self._offer(
-                route,
-                routes,
-                body,
-                None,
-                status_for(exc),
-                elapsed,
-                request_id,
-                unit,
-                trace_id,
-                protocol,
-                shadow=False,
-            )
-            self._mirror(routes, body, request_id, headers, unit, protocol)
+            self._record(call, route, _failure_code(exc), status_for(exc), None, started)
             raise
-        elapsed = time.perf_counter() - started
-        self._metrics.observe_prediction(
-            model, route.version, route.arm, str(reply.status), elapsed, trace_id
-        )
-        self._offer(
-            route,
-            routes,
-            body,
-            reply.body,
-            reply.status,
-            elapsed,
-            request_id,
-            unit,
-            trace_id,
-            protocol,
-            shadow=False,
-        )
-        self._mirror(routes, body, request_id, headers, unit, protocol)
+        elapsed = self._record(call, route, str(reply.status), reply.status, reply.body, started)
         return Prediction(route, reply, elapsed, unit, fallback_from)
 
-    def _may_fall_back(self, routes: ModelRoutes, route: Route, version: str | None) -> bool:
-        # An explicitly asked-for version is never swapped for another one.
-        champion = routes.champion
-        return version is None and route is not champion and route.backend != champion.backend
-
-    async def _call(
+    def _record(
         self,
+        call: _Call,
         route: Route,
-        body: bytes,
-        request_id: str,
-        headers: list[tuple[bytes, bytes]],
-        protocol: str,
-    ) -> UpstreamReply:
+        code: str,
+        status: int,
+        response: bytes | None,
+        started: float,
+    ) -> float:
+        """Count the answered prediction, log its event, start its mirrors; its duration."""
+        elapsed = time.perf_counter() - started
+        self._metrics.observe_prediction(
+            call.routes.model, route.version, route.arm, code, elapsed, call.trace_id
+        )
+        self._offer(call, route, response, status, elapsed, shadow=False)
+        self._mirror(call)
+        return elapsed
+
+    async def _send(self, call: _Call, route: Route) -> UpstreamReply:
         return await self._upstream.call(
             route,
             "POST",
-            _path(route, protocol),
-            headers=headers,
-            request_id=request_id,
-            body=body,
+            _path(route, call.protocol),
+            headers=call.headers,
+            request_id=call.request_id,
+            body=call.body,
         )
 
     def _offer(
         self,
+        call: _Call,
         route: Route,
-        routes: ModelRoutes,
-        request_body: bytes,
-        response_body: bytes | None,
+        response: bytes | None,
         status: int,
         elapsed_s: float,
-        request_id: str,
-        unit: str | None,
-        trace_id: str | None,
-        protocol: str,
         *,
         shadow: bool,
     ) -> None:
         if self._events is None:
             return
         try:
-            event = _event(
-                route,
-                routes,
-                request_body,
-                response_body,
-                status,
-                elapsed_s,
-                request_id,
-                unit,
-                trace_id,
-                protocol,
-                shadow=shadow,
-            )
-            self._events.offer(event)
+            self._events.offer(_event(call, route, response, status, elapsed_s, shadow=shadow))
         except Exception:  # payload logging must never fail a prediction
             _log.exception("prediction event not built")
 
-    def _mirror(
-        self,
-        routes: ModelRoutes,
-        body: bytes,
-        request_id: str,
-        headers: list[tuple[bytes, bytes]],
-        unit: str | None,
-        protocol: str,
-    ) -> None:
+    def _mirror(self, call: _Call) -> None:
+        routes = call.routes
         for mirror in routes.mirrors:
-            if unit_position(f"mirror:{mirror.route.version}", request_id) * 100 >= mirror.percent:
+            position = unit_position(f"mirror:{mirror.route.version}", call.request_id)
+            if position * 100 >= mirror.percent:
                 continue
             if len(self._mirrors) >= self._mirror_max:
                 self._metrics.observe_mirror(routes.model, mirror.route.version, "skipped", None)
                 continue
-            task = asyncio.get_running_loop().create_task(
-                self._shadow(mirror.route, routes, body, request_id, headers, unit, protocol)
-            )
+            task = asyncio.get_running_loop().create_task(self._shadow(call, mirror.route))
             self._mirrors.add(task)
             task.add_done_callback(self._mirrors.discard)
 
-    async def _shadow(
-        self,
-        route: Route,
-        routes: ModelRoutes,
-        body: bytes,
-        request_id: str,
-        headers: list[tuple[bytes, bytes]],
-        unit: str | None,
-        protocol: str,
-    ) -> None:
+    async def _shadow(self, call: _Call, route: Route) -> None:
         started = time.perf_counter()
         response: bytes | None = None
         try:
-            reply = await self._call(route, body, request_id, headers, protocol)
+            reply = await self._send(call, route)
             code, status, response = str(reply.status), reply.status, reply.body
         except OrchardError as exc:
             code, status = _failure_code(exc), status_for(exc)
@@ -335,19 +271,9 @@ class Predictor:
             code, status = "error", 500
         elapsed = time.perf_counter() - started
         self._metrics.observe_mirror(route.model, route.version, code, elapsed)
-        self._offer(
-            route,
-            routes,
-            body,
-            response,
-            status,
-            elapsed,
-            request_id,
-            unit,
-            None,
-            protocol,
-            shadow=True,
-        )
+        # The shadow's event carries no trace id: it is not part of the caller's trace.
+        shadow_call = dataclasses.replace(call, trace_id=None)
+        self._offer(shadow_call, route, response, status, elapsed, shadow=True)
 
     async def aclose(self) -> None:
         """Cancel mirrored requests still in flight (at shutdown)."""
@@ -356,6 +282,25 @@ class Predictor:
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One caller's prediction request, as the predictor and its mirrors see it."""
+
+    routes: ModelRoutes
+    body: bytes
+    request_id: str
+    headers: list[tuple[bytes, bytes]]
+    unit: str | None
+    trace_id: str | None
+    protocol: str
+
+
+def _may_fall_back(routes: ModelRoutes, route: Route, version: str | None) -> bool:
+    # An explicitly asked-for version is never swapped for another one.
+    champion = routes.champion
+    return version is None and route is not champion and route.backend != champion.backend
 
 
 def _v1_event_tensors(body: bytes | None, key: str) -> dict[str, list[Any]]:
@@ -369,35 +314,31 @@ def _v1_event_tensors(body: bytes | None, key: str) -> dict[str, list[Any]]:
 
 
 def _event(
+    call: _Call,
     route: Route,
-    routes: ModelRoutes,
-    request_body: bytes,
-    response_body: bytes | None,
+    response: bytes | None,
     status: int,
     elapsed_s: float,
-    request_id: str,
-    unit: str | None,
-    trace_id: str | None,
-    protocol: str,
     *,
     shadow: bool,
 ) -> dict[str, Any]:
-    ok_body = response_body if status < 400 else None
+    ok_body = response if status < 400 else None
+    v2 = call.protocol == "v2"
     event = event_from_oip(
-        request_body if protocol == "v2" else None,
-        ok_body if protocol == "v2" else None,
-        request_id=request_id,
+        call.body if v2 else None,
+        ok_body if v2 else None,
+        request_id=call.request_id,
         model=route.model,
         version=route.version,
         route_arm=route.arm,
         latency_ms=elapsed_s * 1000.0,
         status=status,
         shadow=shadow,
-        experiment=routes.experiment,
-        unit=unit,
-        trace_id=trace_id,
+        experiment=call.routes.experiment,
+        unit=call.unit,
+        trace_id=call.trace_id,
     )
-    if protocol == "v1":
-        event["inputs"] = _v1_event_tensors(request_body, "instances")
+    if not v2:
+        event["inputs"] = _v1_event_tensors(call.body, "instances")
         event["outputs"] = _v1_event_tensors(ok_body, "predictions")
     return event

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +21,6 @@ FEEDBACK = "/v1/feedback"
 JSON = {"Content-Type": "application/json"}
 PEPPER = "feedback-pepper"
 SECRET = "feedback-secret-0123456789"
-
-
-@pytest.fixture
-async def evaluation() -> AsyncIterator[FakeEvaluation]:
-    fake = await FakeEvaluation().start()
-    try:
-        yield fake
-    finally:
-        await fake.stop()
 
 
 @pytest.fixture
