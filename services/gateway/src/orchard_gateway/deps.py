@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+from dataclasses import dataclass
 from typing import Annotated, Final, cast
 
 from fastapi import Depends, Request
@@ -48,6 +49,8 @@ __all__ = [
     "FeedbackDep",
     "JobsDep",
     "KeyIdLogFilter",
+    "PredictCall",
+    "PredictCallDep",
     "PredictorDep",
     "RoutesDep",
     "SettingsDep",
@@ -65,6 +68,7 @@ __all__ = [
     "get_settings",
     "get_upstream",
     "get_watcher",
+    "predict_call",
     "predict_key",
     "read_body",
 ]
@@ -234,7 +238,10 @@ async def read_body(request: Request, settings: SettingsDep) -> bytes:
     The declared ``Content-Length`` is checked first; a chunked body is counted as it
     arrives, so an oversized one is never held in memory whole.
     """
-    limit = settings.max_body_bytes
+    return await _read_body(request, settings.max_body_bytes)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -261,3 +268,28 @@ def _too_large(limit: int) -> PayloadTooLarge:
 
 
 BodyDep = Annotated[bytes, Depends(read_body)]
+
+
+@dataclass(frozen=True, slots=True)
+class PredictCall:
+    """What a prediction route needs: the caller's key, the body and the predictor."""
+
+    key: ApiKey
+    body: bytes
+    predictor: Predictor
+
+
+async def predict_call(request: Request) -> PredictCall:
+    """The caller's key (``predict`` role: 401/429/403), then the body (413 over the limit),
+    then the predictor (503 while starting).
+
+    One dependency instead of three: FastAPI's resolution of each one was about a third of
+    the gateway's own time per prediction (measured in-process with cProfile).
+    """
+    key = _authorize(request, ROLE_PREDICT)
+    body = await _read_body(request, _settings(request).max_body_bytes)
+    predictor = await get_predictor(request)
+    return PredictCall(key, body, predictor)
+
+
+PredictCallDep = Annotated[PredictCall, Depends(predict_call)]

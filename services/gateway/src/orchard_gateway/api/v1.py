@@ -8,7 +8,7 @@ from starlette.responses import Response
 from orchard_core.oip import decode_v1_request
 from orchard_core.responses import json_response
 from orchard_gateway.api.relay import predict, relay
-from orchard_gateway.deps import PREDICT, BodyDep, PredictorDep, RoutesDep, UpstreamDep
+from orchard_gateway.deps import PREDICT, PredictCallDep, RoutesDep, UpstreamDep
 
 __all__ = ["router"]
 
@@ -32,10 +32,8 @@ async def model_status(
 
 # Starlette matches `{model}` as [^/]+ and then the literal ":predict", so "digits:predict"
 # routes here with model="digits" (and a percent-encoded %3A is decoded before matching).
-@router.post("/models/{model}:predict", dependencies=PREDICT)
-async def v1_predict(
-    model: str, request: Request, body: BodyDep, predictor: PredictorDep
-) -> Response:
+@router.post("/models/{model}:predict")
+async def v1_predict(model: str, request: Request, call: PredictCallDep) -> Response:
     """Predict with a model (KServe v1 ``{"instances": [...]}``)."""
-    decode_v1_request(body)
-    return await predict(request, predictor, model, body, protocol="v1")
+    decode_v1_request(call.body)
+    return await predict(request, call.predictor, model, call.body, protocol="v1")

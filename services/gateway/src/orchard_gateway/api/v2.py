@@ -8,8 +8,15 @@ from starlette.responses import Response
 from orchard_core.oip import decode_infer_request
 from orchard_core.responses import json_response
 from orchard_gateway.api.relay import predict, relay
-from orchard_gateway.deps import ADMIN, PREDICT, BodyDep, PredictorDep, RoutesDep, UpstreamDep
-from orchard_gateway.predictor import Predictor
+from orchard_gateway.deps import (
+    ADMIN,
+    PREDICT,
+    BodyDep,
+    PredictCall,
+    PredictCallDep,
+    RoutesDep,
+    UpstreamDep,
+)
 from orchard_gateway.routes_table import Route
 
 __all__ = ["router"]
@@ -19,27 +26,27 @@ router = APIRouter(prefix="/v2", tags=["v2"])
 
 # The prediction routes come first: routes are matched in order, and these are the hot path.
 async def _infer(
-    request: Request, predictor: Predictor, model: str, body: bytes, version: str | None = None
+    request: Request, call: PredictCall, model: str, version: str | None = None
 ) -> Response:
     # Bad input is answered here, without a round trip; the original bytes go upstream.
-    parsed = decode_infer_request(body)
+    parsed = decode_infer_request(call.body)
     return await predict(
-        request, predictor, model, body, version=version, parameters=parsed.parameters
+        request, call.predictor, model, call.body, version=version, parameters=parsed.parameters
     )
 
 
-@router.post("/models/{model}/infer", dependencies=PREDICT)
-async def infer(model: str, request: Request, body: BodyDep, predictor: PredictorDep) -> Response:
+@router.post("/models/{model}/infer")
+async def infer(model: str, request: Request, call: PredictCallDep) -> Response:
     """Inference on a model: its version is chosen by the route table (weights, stickiness)."""
-    return await _infer(request, predictor, model, body)
+    return await _infer(request, call, model)
 
 
-@router.post("/models/{model}/versions/{version}/infer", dependencies=PREDICT)
+@router.post("/models/{model}/versions/{version}/infer")
 async def infer_version(
-    model: str, version: str, request: Request, body: BodyDep, predictor: PredictorDep
+    model: str, version: str, request: Request, call: PredictCallDep
 ) -> Response:
     """Inference on one routed version of a model."""
-    return await _infer(request, predictor, model, body, version)
+    return await _infer(request, call, model, version)
 
 
 @router.get("")
