@@ -18,7 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from orchard_core import create_app as create_core_app
 from orchard_core import new_registry
-from orchard_gateway.api.router import api_router
+from orchard_gateway.api.router import API_ROUTERS
 from orchard_gateway.auth import API_KEY_PEPPER_ENV, KeyStore, RateLimiter
 from orchard_gateway.batch import BatchMetrics
 from orchard_gateway.deps import KeyIdLogFilter
@@ -236,7 +236,7 @@ def create_app(
         settings,
         title="Orchard gateway",
         version=_version(),
-        routers=[api_router],
+        routers=API_ROUTERS,
         lifespan=lifespan,
         readiness=watcher.not_ready_reason,
         registry=registry,
