@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import orjson
 from aiohttp import web
 
+from .loopback import serve
+
 _VERSIONED = re.compile(r"^/v2/models/(?P<model>[^/]+)/versions/(?P<version>[^/]+)(?P<rest>/.*)?$")
 
 
@@ -63,11 +65,7 @@ class FakeBackend:
     async def start(self) -> FakeBackend:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await serve(app)
         return self
 
     async def stop(self) -> None:

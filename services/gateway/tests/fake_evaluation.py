@@ -9,6 +9,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from .loopback import serve
+
 WAIT_S = 5.0
 EVENTS = "/v1/events"
 FEEDBACK = "/v1/feedback"
@@ -54,11 +56,7 @@ class FakeEvaluation:
         app = web.Application()
         app.router.add_post(EVENTS, self._handle)
         app.router.add_post(FEEDBACK, self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await serve(app)
         return self
 
     async def stop(self) -> None:

@@ -10,32 +10,35 @@ Properties: no 5xx at all (the backend gives none, so any is the gateway's), and
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
-import anyio
-import numpy as np
 import pytest
-from anyio.from_thread import BlockingPortal, start_blocking_portal
-from fastapi import FastAPI
+from anyio.from_thread import start_blocking_portal
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from starlette.types import Message
 
 from orchard_core import new_registry
-from orchard_core.oip.datatypes import DATATYPES, NUMPY_DTYPE
 from orchard_gateway import GatewaySettings, create_app
 from orchard_gateway.auth import hash_key
 
 from .factories import infer_body, routes_to, write_routes
+from .oip_strategies import (
+    encode,
+    header_values,
+    headers,
+    json_values,
+    latin1,
+    oip_requests,
+    v1_requests,
+)
+from .raw_asgi import RawClient, Reply
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -105,84 +108,6 @@ def backend_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.wait(timeout=5)
 
 
-@dataclass(frozen=True)
-class Reply:
-    """One answer as the ASGI server would put it on the wire."""
-
-    status: int
-    headers: list[tuple[bytes, bytes]]
-    body: bytes
-
-    def header(self, name: bytes) -> bytes | None:
-        return next((v for k, v in self.headers if k.lower() == name), None)
-
-
-class RawClient:
-    """Calls the app over ASGI with exactly the bytes given, as uvicorn would hand them over.
-
-    Starlette's RawClient cannot: it re-encodes request header values and decodes response
-    headers as UTF-8, so it reports its own errors as the app's 500s.
-    """
-
-    def __init__(self, app: FastAPI, portal: BlockingPortal) -> None:
-        self._app = app
-        self._portal = portal
-
-    def request(
-        self,
-        method: str,
-        target: str,
-        body: bytes = b"",
-        headers: list[tuple[bytes, bytes]] | None = None,
-    ) -> Reply:
-        """``target``: a percent-encoded path, with an optional ``?query``."""
-        path, _, query = target.partition("?")
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
-            "http_version": "1.1",
-            "method": method,
-            "scheme": "http",
-            "path": unquote(path),
-            "raw_path": path.encode("ascii"),
-            "query_string": query.encode("ascii"),
-            "root_path": "",
-            "headers": [(b"host", b"gateway"), *((k.lower(), v) for k, v in headers or [])],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-            "state": {},
-        }
-        reply: Reply = self._portal.call(self._call, scope, body)
-        return reply
-
-    async def _call(self, scope: dict[str, Any], body: bytes) -> Reply:
-        sent: list[Message] = []
-        delivered = False
-        answered = anyio.Event()
-
-        async def receive() -> Message:
-            nonlocal delivered
-            if delivered:  # the caller stays connected until the answer is complete
-                await answered.wait()
-                return {"type": "http.disconnect"}
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: Message) -> None:
-            sent.append(message)
-            if message["type"] == "http.response.body" and not message.get("more_body"):
-                answered.set()
-
-        try:
-            await self._app(scope, receive, send)
-        except Exception:  # Starlette re-raises after its 500 went out, as under uvicorn
-            if not sent:  # uvicorn answers 500 itself then
-                return Reply(500, [], b"")
-        start = next(m for m in sent if m["type"] == "http.response.start")
-        content = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-        return Reply(start["status"], list(start.get("headers", [])), content)
-
-
 def _client(tmp_path: Path, backend_url: str, **overrides: Any) -> Iterator[RawClient]:
     routes = write_routes(tmp_path / "routes.yaml", routes_to(backend_url, MODEL, "digits"))
     values: dict[str, Any] = {
@@ -234,210 +159,6 @@ def assert_no_server_error(reply: Reply, sent: str) -> None:
         assert set(body) == {"error"}, said
         assert isinstance(body["error"], str), said
         assert body["error"], said
-
-
-# --- strategies -------------------------------------------------------------------------
-
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),  # unbounded: beyond 64 bits too
-    st.floats(),  # NaN and infinities become NaN/Infinity tokens, which are not JSON
-    st.text(max_size=12),
-)
-json_values = st.recursive(
-    scalars,
-    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner),
-    max_leaves=20,
-)
-numbers = st.one_of(
-    st.integers(min_value=-300, max_value=300),
-    st.integers(),
-    st.sampled_from([2**31, 2**32, 2**63 - 1, 2**63, 2**64 - 1, 2**64, -(2**63) - 1, 10**400]),
-    st.floats(allow_nan=False),
-    st.sampled_from([1e308, -1e308, 3.5e38, 65520.0, 5e-324, -0.0]),
-    st.booleans(),
-    st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "0x10", ""]),
-    st.none(),
-)
-nested_data = st.recursive(numbers, lambda inner: st.lists(inner, max_size=4), max_leaves=24)
-datatypes = st.one_of(
-    st.sampled_from(sorted(DATATYPES)),
-    st.sampled_from(["fp32", "FLOAT32", "STRING", "BF16", "INT128", " FP32", "FP32\x00", ""]),
-    json_values,
-)
-dims = st.one_of(
-    st.integers(min_value=0, max_value=4),
-    st.integers(min_value=-3, max_value=-1),
-    st.sampled_from([2**31, 2**63, 2**64, 10**30]),
-    st.booleans(),
-    st.floats(min_value=0, max_value=4),
-    st.text(max_size=2),
-    st.none(),
-)
-shapes = st.one_of(st.lists(dims, max_size=5), st.lists(st.just(1), min_size=30, max_size=70))
-
-
-def _elements(datatype: str) -> st.SearchStrategy[Any]:
-    """Values that fit ``datatype``."""
-    if datatype == "BOOL":
-        return st.booleans()
-    if datatype == "BYTES":
-        return st.text(max_size=4)
-    dtype = NUMPY_DTYPE[datatype]
-    if dtype.kind in "iu":
-        info = np.iinfo(dtype)
-        return st.integers(min_value=int(info.min), max_value=int(info.max))
-    finite = {
-        "FP16": st.floats(allow_nan=False, allow_infinity=False, width=16),
-        "FP32": st.floats(allow_nan=False, allow_infinity=False, width=32),
-        "FP64": st.floats(allow_nan=False, allow_infinity=False),
-    }[datatype]
-    return finite | st.integers(min_value=-1000, max_value=1000)
-
-
-def _nest(flat: list[Any], shape: list[int]) -> list[Any]:
-    if len(shape) <= 1:
-        return flat
-    step = len(flat) // shape[0] if shape[0] else 0
-    return [_nest(flat[i * step : (i + 1) * step], shape[1:]) for i in range(shape[0])]
-
-
-@st.composite
-def valid_tensors(draw: st.DrawFn) -> dict[str, Any]:
-    """A tensor that decodes: data fits its shape and its datatype (flat or nested)."""
-    shape = draw(st.lists(st.integers(min_value=0, max_value=3), max_size=3))
-    datatype = draw(st.sampled_from(sorted(DATATYPES)))
-    size = math.prod(shape)
-    flat = draw(st.lists(_elements(datatype), min_size=size, max_size=size))
-    data = _nest(flat, shape) if size and draw(st.booleans()) else flat
-    name = draw(st.text(min_size=1, max_size=6))
-    return {"name": name, "shape": shape, "datatype": datatype, "data": data}
-
-
-# One change that makes a valid tensor (probably) wrong: a field replaced or removed.
-junk = st.one_of(json_values, numbers, shapes, datatypes, nested_data)
-TENSOR_FIELDS = ["name", "shape", "datatype", "data", "parameters"]
-mutations = st.one_of(
-    st.tuples(st.just("set"), st.sampled_from(TENSOR_FIELDS), junk),
-    st.tuples(st.just("drop"), st.sampled_from(TENSOR_FIELDS), st.none()),
-    st.tuples(st.just("append"), st.just("data"), numbers),
-)
-
-
-@st.composite
-def near_valid_tensors(draw: st.DrawFn) -> dict[str, Any]:
-    tensor = draw(valid_tensors())
-    for action, field, value in draw(st.lists(mutations, max_size=2)):
-        if action == "set":
-            tensor[field] = value
-        elif action == "drop":
-            tensor.pop(field, None)
-        elif isinstance(tensor.get("data"), list):
-            tensor["data"] = [*tensor["data"], value]
-    return tensor
-
-
-loose_tensors = st.fixed_dictionaries(
-    {},
-    optional={
-        "name": st.one_of(st.text(max_size=6), json_values),
-        "shape": st.one_of(shapes, json_values),
-        "datatype": datatypes,
-        "data": st.one_of(st.lists(numbers, max_size=12), nested_data, json_values),
-        "parameters": json_values,
-    },
-)
-tensors = st.one_of(valid_tensors(), near_valid_tensors(), loose_tensors, json_values)
-request_fields = {
-    "id": st.one_of(st.text(max_size=8), json_values),
-    "parameters": st.one_of(st.dictionaries(st.text(max_size=6), json_values), json_values),
-    "outputs": st.one_of(
-        st.lists(st.fixed_dictionaries({"name": st.text(max_size=6)}), max_size=2),
-        st.lists(
-            st.fixed_dictionaries({}, optional={"name": json_values, "parameters": json_values})
-            | json_values,
-            max_size=3,
-        ),
-        json_values,
-    ),
-}
-oip_requests = st.one_of(
-    # Mostly right: valid tensors (or one changed) and right-typed optional fields.
-    st.fixed_dictionaries(
-        {"inputs": st.lists(valid_tensors() | near_valid_tensors(), min_size=1, max_size=3)},
-        optional={
-            "id": st.text(max_size=8),
-            "parameters": st.dictionaries(st.text(max_size=6), json_values, max_size=3),
-            "outputs": st.lists(st.fixed_dictionaries({"name": st.text(max_size=6)}), max_size=2),
-        },
-    ),
-    # Anything in any field.
-    st.fixed_dictionaries(
-        {"inputs": st.one_of(st.lists(tensors, max_size=3), json_values)},
-        optional=request_fields,
-    ),
-)
-v1_requests = st.fixed_dictionaries(
-    {},
-    optional={
-        "instances": st.one_of(st.lists(json_values, max_size=4), json_values),
-        "inputs": json_values,
-        "parameters": json_values,
-    },
-)
-
-
-def encode(value: Any) -> bytes:
-    # The standard library writes integers of any size and NaN/Infinity, as a sloppy client
-    # might; orjson refuses both, so it cannot make these bodies.
-    return json.dumps(value).encode()
-
-
-# Header names are HTTP tokens; values are what an HTTP/1.1 server lets through (visible
-# ASCII, obs-text and inner blanks), as uvicorn would hand them to the app.
-TOKEN = "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-FIELD_CHARS = "".join(map(chr, [*range(0x21, 0x7F), *range(0x80, 0x100)])) + " \t"
-INTERESTING_HEADERS = [
-    "content-length",
-    "content-type",
-    "content-encoding",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "expect",
-    "te",
-    "upgrade",
-    "host",
-    "traceparent",
-    "tracestate",
-    "baggage",
-    "x-request-id",
-    "x-orchard-unit",
-    "x-orchard-model-version",
-    "authorization",
-    "x-api-key",
-    "accept",
-    "accept-encoding",
-    "forwarded",
-    "x-forwarded-for",
-    "cookie",
-]
-header_names = st.one_of(
-    st.sampled_from(INTERESTING_HEADERS), st.text(alphabet=TOKEN, min_size=1, max_size=16)
-)
-hex_text = st.text(alphabet="0123456789abcdef", min_size=0, max_size=34)
-header_values = st.one_of(
-    st.text(alphabet=FIELD_CHARS, max_size=40).map(lambda s: s.strip(" \t")),
-    st.integers().map(str),
-    st.builds(lambda *parts: "-".join(parts), hex_text, hex_text, hex_text, hex_text),
-    st.sampled_from(["close, content-type", "100-continue", "gzip", "chunked", "Bearer", "-1"]),
-)
-headers = st.lists(st.tuples(header_names, header_values), max_size=6)
-
-
-def latin1(pairs: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in pairs]
 
 
 # --- properties -------------------------------------------------------------------------

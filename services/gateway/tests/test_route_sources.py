@@ -22,6 +22,7 @@ from orchard_gateway.routes_table import RouteTableError
 from .conftest import Gateway, MakeGateway
 from .factories import eventually, infer_body, routes_to, write_routes
 from .fake_backend import FakeBackend
+from .loopback import serve
 
 BACKEND = "http://127.0.0.1:8080"
 
@@ -130,10 +131,7 @@ class RoutesServer:
     async def start(self, port: int = 0) -> RoutesServer:
         app = web.Application()
         app.router.add_get("/v1/routes", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", port).start()
-        self.port = self._runner.addresses[0][1]
+        self._runner, self.port = await serve(app, port)
         return self
 
     async def stop(self) -> None:
