@@ -16,7 +16,8 @@ from orchard_inference.batching import BatchingRunner
 from orchard_inference.dataplane import DataPlane, ModelRunner
 from orchard_inference.flavors import ModelLoader, default_loaders
 from orchard_inference.metrics import InferenceMetrics
-from orchard_inference.repository import ModelBudget, ModelRepository
+from orchard_inference.model_cache import ModelBudget
+from orchard_inference.repository import ModelRepository
 from orchard_inference.settings import InferenceSettings
 from orchard_inference.sources import MlflowModelSource, ModelSource
 

@@ -15,29 +15,13 @@ names do not hammer the registry). A model that fails to load is FAILED: answere
 its reason, and loaded again by a request after the back-off, which doubles with each
 consecutive failure. Explicitly unloaded names are not loaded lazily until loaded again.
 
-Eviction: READY versions are kept in least-recently-used order (a load or a request uses a
-version). When a load takes the repository over its model count or memory budget, the least
-recently used versions are evicted until it fits, skipping the version just loaded and every
-version with requests in flight; if those keep it over budget, eviction resumes as their
-requests finish. Loading versions are not in the order, so they are never evicted. An
-evicted version stays listed as EVICTED and loads again on its next request.
-
-A model's size is the bytes of its model directory (``folder_bytes``), measured once at
-load. Not the RSS delta around the load: loads of different names run concurrently in worker
-threads while requests allocate on the loop, so a delta would charge one model for another's
-memory, and allocators seldom return freed memory, so deltas do not add up as models come
-and go. File bytes are deterministic, cost a ``stat`` per file, and for the flavors served
-here (pickled estimators, torch weights) follow the in-memory size within a small factor.
-The budget therefore bounds model weights, not the interpreter; the process RSS is exported
-beside the estimate (``orchard_inference_resident_memory_bytes``) to calibrate it.
+Eviction and the model budget: ``model_cache``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
 import shutil
 import tempfile
 import time
@@ -51,11 +35,12 @@ from orchard_core import ModelNotFound
 from orchard_inference.flavors import ModelLoader, Predictor, choose_loader
 from orchard_inference.metrics import UNRESOLVED, InferenceMetrics
 from orchard_inference.model import ModelState, ServedModel
+from orchard_inference.model_cache import LoadedModels, ModelBudget, folder_bytes
 from orchard_inference.schema import InputSchema
 from orchard_inference.signature import input_schema
 from orchard_inference.sources import ModelLocation, ModelSource
 
-__all__ = ["REGISTRY_ALIAS", "ModelBudget", "ModelRepository", "folder_bytes"]
+__all__ = ["REGISTRY_ALIAS", "ModelRepository"]
 
 _log = logging.getLogger("orchard.inference.repository")
 _MAX_REASON = 500
@@ -69,14 +54,6 @@ _MAX_MISSING = 1024
 #: INVALID_PARAMETER_VALUE: MLflow's answer for a registered model without the alias, or a
 #: name it cannot hold; either way the name does not resolve. An outage raises other errors.
 _MISSING_CODES = frozenset({"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE"})
-
-
-@dataclass(frozen=True, slots=True)
-class ModelBudget:
-    """How much the loaded models may hold: a count of versions and estimated bytes."""
-
-    max_models: int | None = None
-    memory_bytes: int | None = None
 
 
 @dataclass(eq=False)
@@ -95,18 +72,6 @@ def _is_missing(exc: BaseException) -> bool:
     if isinstance(exc, LookupError | FileNotFoundError):
         return True
     return getattr(exc, "error_code", None) in _MISSING_CODES
-
-
-def folder_bytes(path: str) -> int:
-    """The bytes of every file under ``path`` (a model's size estimate; see the module doc)."""
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):  # a file removed while walking
-                total += os.path.getsize(os.path.join(root, name))
-    return total
 
 
 class ModelRepository:
@@ -141,7 +106,6 @@ class ModelRepository:
         self._metrics = metrics
         self._configured = dict(configured or {})
         self._registry_lookup = registry_lookup
-        self._budget = budget or ModelBudget()
         self._retry_seconds = retry_seconds
         self._measure = measure
         self._clock = clock
@@ -150,9 +114,7 @@ class ModelRepository:
         self._startup: set[str] = set()
         self._tasks: set[asyncio.Task[ServedModel]] = set()
         self._lazy: dict[tuple[str, str | None], asyncio.Task[ServedModel]] = {}
-        self._lru: OrderedDict[ServedModel, None] = OrderedDict()
-        self._loaded_bytes = 0
-        self._evict_pending = False
+        self._cache = LoadedModels(budget or ModelBudget(), metrics)
         self._unloaded: set[str] = set()
         self._missing: OrderedDict[str, tuple[float, str]] = OrderedDict()
         self._failures: dict[str, int] = {}
@@ -188,7 +150,7 @@ class ModelRepository:
 
     def loaded(self) -> list[ServedModel]:
         """The versions in memory, least recently used first."""
-        return list(self._lru)
+        return self._cache.in_memory()
 
     def index(self) -> list[dict[str, Any]]:
         """Every version of every model with its state (the repository index)."""
@@ -269,15 +231,14 @@ class ModelRepository:
                 break
             served = await self.obtain(name, version)
         served.in_flight += 1
-        if served in self._lru:
-            self._lru.move_to_end(served)
+        self._cache.touch(served)
         return served
 
     def release(self, served: ServedModel) -> None:
         """The request ``acquire`` counted is done (evicts what it held over budget)."""
         served.in_flight -= 1
-        if self._evict_pending and not served.in_flight:
-            self._enforce_budget()
+        if self._cache.evict_pending and not served.in_flight:
+            self._cache.enforce()
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -325,7 +286,7 @@ class ModelRepository:
                 self._release(served)
             if version is None:
                 self._metrics.forget(name, UNRESOLVED)
-            self._metrics.models(len(self._lru), self._loaded_bytes)
+            self._cache.report()
 
     async def close(self) -> None:
         """Stop pending loads and release every model (end of the app's lifespan)."""
@@ -336,8 +297,7 @@ class ModelRepository:
             record = self._records.pop(name)
             for served in {id(s): s for s in [*record.versions.values(), record.current]}.values():
                 served.release()
-        self._lru.clear()
-        self._loaded_bytes = 0
+        self._cache.clear()
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
@@ -351,7 +311,7 @@ class ModelRepository:
         record.current = (ready or remaining)[-1]
 
     def _release(self, served: ServedModel) -> None:
-        self._forget(served)
+        self._cache.forget(served)
         served.release()
         self._metrics.forget(served.name, served.version or UNRESOLVED)
 
@@ -459,7 +419,7 @@ class ModelRepository:
                 _log.info("model %s version %s already loaded", name, location.version)
                 if current:
                     record.current = existing
-                self._use(existing)
+                self._cache.use(existing)
                 return existing
             attempt.version = location.version
             attempt.metrics = self._metrics.bind(name, location.version)
@@ -476,7 +436,7 @@ class ModelRepository:
         record = self._records.setdefault(name, _Record(current=attempt))
         replaced = record.versions.get(location.version)
         if replaced is not None:
-            self._forget(replaced)
+            self._cache.forget(replaced)
         record.versions[location.version] = attempt
         if current or record.current.state is not ModelState.READY:
             record.current = attempt
@@ -494,8 +454,8 @@ class ModelRepository:
             elapsed,
             extra={"model": name, "version": location.version, "load_seconds": elapsed},
         )
-        self._use(attempt)
-        self._enforce_budget(keep=attempt)
+        self._cache.use(attempt)
+        self._cache.enforce(keep=attempt)
         return attempt
 
     def _failed(self, attempt: ServedModel, exc: Exception, elapsed: float) -> ServedModel:
@@ -508,7 +468,7 @@ class ModelRepository:
         if record is not None and attempt.version is not None:
             replaced = record.versions.get(attempt.version)
             if replaced is not None and replaced is not attempt:
-                self._forget(replaced)
+                self._cache.forget(replaced)
             record.versions[attempt.version] = attempt
         self._metrics.set_state(attempt.name, version, ModelState.FAILED)
         self._metrics.loaded(attempt.name, version, elapsed, ok=False)
@@ -537,63 +497,3 @@ class ModelRepository:
             if workdir is not None:
                 shutil.rmtree(workdir, ignore_errors=True)
             raise
-
-    # -- eviction ------------------------------------------------------------------------------
-
-    def _use(self, served: ServedModel) -> None:
-        """Make ``served`` the most recently used version in memory."""
-        if served not in self._lru:
-            self._lru[served] = None
-            self._loaded_bytes += served.size_bytes
-        else:
-            self._lru.move_to_end(served)
-
-    def _forget(self, served: ServedModel) -> None:
-        if served in self._lru:
-            del self._lru[served]
-            self._loaded_bytes -= served.size_bytes
-
-    def _over_budget(self) -> bool:
-        budget = self._budget
-        return (budget.max_models is not None and len(self._lru) > budget.max_models) or (
-            budget.memory_bytes is not None and self._loaded_bytes > budget.memory_bytes
-        )
-
-    def _enforce_budget(self, keep: ServedModel | None = None) -> None:
-        """Evict least recently used versions until the budget holds (or nothing may go).
-
-        ``keep`` (by default the most recently used version) is never evicted: when requests
-        in flight hold the repository over budget, the request that finishes first must not
-        evict the model it just used while older ones wait for theirs.
-        """
-        if keep is None and self._lru:
-            keep = next(reversed(self._lru))
-        if self._over_budget():
-            for victim in list(self._lru):
-                if not self._over_budget():
-                    break
-                if victim is not keep and not victim.in_flight:
-                    self._evict(victim)
-        self._evict_pending = self._over_budget()
-        if self._evict_pending:
-            _log.warning(
-                "over the model budget (%d models, %d bytes) while the rest are in use",
-                len(self._lru),
-                self._loaded_bytes,
-            )
-        self._metrics.models(len(self._lru), self._loaded_bytes)
-
-    def _evict(self, victim: ServedModel) -> None:
-        self._forget(victim)
-        victim.release()
-        victim.state = ModelState.EVICTED
-        version = victim.version or UNRESOLVED
-        self._metrics.set_state(victim.name, version, ModelState.EVICTED)
-        self._metrics.evicted(victim.name)
-        _log.info(
-            "evicted model %s version %s (%d bytes), least recently used",
-            victim.name,
-            version,
-            victim.size_bytes,
-            extra={"model": victim.name, "version": version},
-        )

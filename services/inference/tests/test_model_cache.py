@@ -23,7 +23,8 @@ from orchard_inference.dataplane import ModelRunner
 from orchard_inference.flavors import Predictor, default_loaders
 from orchard_inference.metrics import InferenceMetrics
 from orchard_inference.model import ModelState, ServedModel
-from orchard_inference.repository import ModelRepository, folder_bytes
+from orchard_inference.model_cache import folder_bytes
+from orchard_inference.repository import ModelRepository
 from orchard_inference.schema import ModelInput
 from orchard_inference.sources import MlflowModelSource
 
