@@ -17,8 +17,9 @@ from typing import Annotated, Final, cast
 from fastapi import Depends, Request
 from fastapi.params import Depends as DependsParam
 
-from orchard_core.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable, Unauthorized
+from orchard_core.errors import ServiceUnavailable, Unauthorized
 from orchard_core.logs import add_log_fields
+from orchard_core.requests import read_limited_body
 from orchard_gateway.auth import (
     ROLE_ADMIN,
     ROLE_PREDICT,
@@ -242,28 +243,8 @@ async def read_body(request: Request, settings: SettingsDep) -> bytes:
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        try:
-            size = int(declared)
-        except ValueError:
-            raise InvalidInput(f"Content-Length {declared!r} is not a number") from None
-        if size > limit:
-            raise _too_large(limit)
-    chunks: list[bytes] = []
-    received = 0
-    async for chunk in request.stream():
-        received += len(chunk)
-        if received > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(limit: int) -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"request body is larger than the gateway's limit of {limit} bytes"
-        " (ORCHARD_GATEWAY_MAX_BODY_BYTES)"
+    return await read_limited_body(
+        request, limit, owner="the gateway", setting="ORCHARD_GATEWAY_MAX_BODY_BYTES"
     )
 
 

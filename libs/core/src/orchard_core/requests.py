@@ -1,0 +1,40 @@
+"""Reading request bodies safely."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from orchard_core.errors import InvalidInput, PayloadTooLarge
+
+__all__ = ["read_limited_body"]
+
+
+async def read_limited_body(request: Request, limit: int, *, owner: str, setting: str) -> bytes:
+    """The request body, read once, refused with 413 as soon as it passes ``limit`` bytes.
+
+    The declared ``Content-Length`` is checked first; a chunked body is counted as it
+    arrives, so an oversized one is never held in memory whole. ``owner`` ("the gateway")
+    and ``setting`` (the environment variable that raises the limit) go in the message.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise InvalidInput(f"Content-Length {declared!r} is not a number") from None
+        if size > limit:
+            raise _too_large(limit, owner, setting)
+    chunks: list[bytes] = []
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > limit:
+            raise _too_large(limit, owner, setting)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(limit: int, owner: str, setting: str) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"request body is larger than {owner}'s limit of {limit} bytes ({setting})"
+    )

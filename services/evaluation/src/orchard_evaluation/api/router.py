@@ -1,0 +1,11 @@
+"""Every router of the evaluation service, in the order they are matched."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from orchard_evaluation.api import events, feedback
+
+__all__ = ["API_ROUTERS"]
+
+API_ROUTERS: tuple[APIRouter, ...] = (events.router, feedback.router)

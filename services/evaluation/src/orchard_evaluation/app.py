@@ -1,0 +1,63 @@
+"""The evaluation service's app factory: core app + database + background work."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+from opentelemetry.sdk.trace.export import SpanExporter
+from prometheus_client import CollectorRegistry
+from starlette.concurrency import run_in_threadpool
+
+from orchard_core import create_app as create_core_app
+from orchard_core import new_registry
+from orchard_evaluation.api.router import API_ROUTERS
+from orchard_evaluation.db import Database
+from orchard_evaluation.metrics import EvaluationMetrics
+from orchard_evaluation.settings import EvaluationSettings
+from orchard_evaluation.store import EventStore
+
+__all__ = ["create_app"]
+
+
+def _version() -> str:
+    try:
+        return version("orchard-evaluation")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0.0.0"
+
+
+def create_app(
+    settings: EvaluationSettings,
+    *,
+    registry: CollectorRegistry | None = None,
+    span_exporter: SpanExporter | None = None,
+) -> FastAPI:
+    """Build the evaluation app; its lifespan opens (and migrates) the database."""
+    registry = registry if registry is not None else new_registry()
+    metrics = EvaluationMetrics(registry)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = await run_in_threadpool(Database.open, settings.database_url)
+        app.state.database = database
+        app.state.store = EventStore(database)
+        try:
+            yield
+        finally:
+            app.state.store = None
+            database.close()
+
+    app = create_core_app(
+        settings,
+        title="Orchard evaluation",
+        version=_version(),
+        routers=API_ROUTERS,
+        lifespan=lifespan,
+        registry=registry,
+        span_exporter=span_exporter,
+    )
+    app.state.metrics = metrics
+    return app

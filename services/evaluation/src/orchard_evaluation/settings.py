@@ -1,0 +1,65 @@
+"""The evaluation service's settings, read from ``ORCHARD_EVALUATION_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from orchard_core import ServiceSettings
+
+__all__ = ["EvaluationSettings"]
+
+MIB = 1024 * 1024
+DAY_S = 86_400
+
+
+class EvaluationSettings(ServiceSettings):
+    """Everything the evaluation service can be told at start-up."""
+
+    model_config = SettingsConfigDict(env_prefix="ORCHARD_EVALUATION_", extra="ignore", frozen=True)
+
+    service_name: str = Field(default="evaluation", description="Name in logs, metrics and traces.")
+    port: int = Field(default=8002, ge=1, le=65535, description="TCP port to listen on.")
+    database_url: str = Field(
+        default="sqlite:///.orchard/evaluation.db",
+        description=(
+            "SQLAlchemy URL of the service's own database: a SQLite file by default, "
+            "postgresql+psycopg://user:password@host/db in a cluster."
+        ),
+    )
+    max_body_bytes: int = Field(
+        default=32 * MIB, ge=1, description="Largest request body accepted (then 413)."
+    )
+    max_batch_items: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most events or feedback items in one POST (then 413: send smaller batches).",
+    )
+    bucket_s: int = Field(
+        default=60,
+        ge=1,
+        le=DAY_S,
+        description=(
+            "Width of the time buckets window profiles are kept in. A drift verdict over any "
+            "range merges the buckets it covers, so this is the finest range it can tell."
+        ),
+    )
+    profile_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="How often newly ingested events are folded into the window profiles.",
+    )
+    profile_batch_size: int = Field(
+        default=5_000, ge=1, description="Most events folded into window profiles at a time."
+    )
+    retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description=(
+            "Raw events and labels older than this are deleted (once profiled); the window "
+            "profiles built from them are kept, so drift over old ranges stays answerable."
+        ),
+    )
+    retention_interval_s: float = Field(
+        default=3_600.0, gt=0, description="How often expired raw events are deleted."
+    )
