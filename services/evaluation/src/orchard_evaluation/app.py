@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from importlib.metadata import PackageNotFoundError, version
@@ -18,6 +19,7 @@ from orchard_evaluation.db import Database
 from orchard_evaluation.metrics import EvaluationMetrics
 from orchard_evaluation.settings import EvaluationSettings
 from orchard_evaluation.store import EventStore
+from orchard_evaluation.triggers import TriggerSender
 
 __all__ = ["create_app"]
 
@@ -44,9 +46,22 @@ def create_app(
         database = await run_in_threadpool(Database.open, settings.database_url)
         app.state.database = database
         app.state.store = EventStore(database)
+        app.state.triggers = TriggerSender(
+            database,
+            metrics,
+            retraining_url=settings.retraining_url,
+            cooldown_s=settings.trigger_cooldown_s,
+            max_age_s=settings.trigger_max_age_s,
+        )
+        tasks = [asyncio.create_task(app.state.triggers.run(), name="trigger-delivery")]
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             app.state.store = None
             database.close()
 

@@ -10,8 +10,9 @@ from orchard_core.requests import read_limited_body
 from orchard_evaluation.metrics import EvaluationMetrics
 from orchard_evaluation.settings import EvaluationSettings
 from orchard_evaluation.store import EventStore
+from orchard_evaluation.triggers import TriggerSender
 
-__all__ = ["BodyDep", "MetricsDep", "SettingsDep", "StoreDep"]
+__all__ = ["BodyDep", "MetricsDep", "SettingsDep", "StoreDep", "TriggersDep"]
 
 
 async def get_settings(request: Request) -> EvaluationSettings:
@@ -22,6 +23,11 @@ async def get_settings(request: Request) -> EvaluationSettings:
 async def get_store(request: Request) -> EventStore:
     """Where events and labels are written."""
     return cast(EventStore, request.app.state.store)
+
+
+async def get_triggers(request: Request) -> TriggerSender:
+    """Where retraining triggers are recorded and sent from."""
+    return cast(TriggerSender, request.app.state.triggers)
 
 
 async def get_metrics(request: Request) -> EvaluationMetrics:
@@ -44,3 +50,4 @@ SettingsDep = Annotated[EvaluationSettings, Depends(get_settings)]
 StoreDep = Annotated[EventStore, Depends(get_store)]
 MetricsDep = Annotated[EvaluationMetrics, Depends(get_metrics)]
 BodyDep = Annotated[bytes, Depends(read_body)]
+TriggersDep = Annotated[TriggerSender, Depends(get_triggers)]

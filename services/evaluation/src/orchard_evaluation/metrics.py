@@ -33,3 +33,11 @@ class EvaluationMetrics:
             ["outcome"],
             registry=registry,
         )
+        self.triggers = Counter(
+            "orchard_evaluation_triggers",
+            "Retraining triggers by kind and outcome: sent (retraining took it), failed (given"
+            " up after retries, or refused), deduplicated (within the cooldown of the last"
+            " one), recorded (no retraining URL configured: kept, not sent).",
+            ["kind", "outcome"],
+            registry=registry,
+        )

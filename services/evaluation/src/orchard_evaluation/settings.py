@@ -63,3 +63,20 @@ class EvaluationSettings(ServiceSettings):
     retention_interval_s: float = Field(
         default=3_600.0, gt=0, description="How often expired raw events are deleted."
     )
+    retraining_url: str | None = Field(
+        default=None,
+        description=(
+            "Retraining service base URL; drift and quality triggers are posted to its "
+            "/v1/triggers. Unset: triggers are recorded (GET /v1/triggers) but not sent."
+        ),
+    )
+    trigger_cooldown_s: float = Field(
+        default=6 * 3_600.0,
+        ge=0,
+        description="After a trigger of one kind for a model, further ones are deduplicated.",
+    )
+    trigger_max_age_s: float = Field(
+        default=DAY_S,
+        gt=0,
+        description="How long an undelivered trigger is retried before it is marked failed.",
+    )

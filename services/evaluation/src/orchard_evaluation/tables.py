@@ -25,7 +25,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "CloudEventHalf", "Event", "Label", "ReferenceProfileRow", "WindowProfileRow"]
+__all__ = [
+    "Base",
+    "CloudEventHalf",
+    "Event",
+    "Label",
+    "ReferenceProfileRow",
+    "TriggerRow",
+    "WindowProfileRow",
+]
 
 # Named constraints, so migrations can refer to them on every database.
 NAMING = {
@@ -130,3 +138,23 @@ class CloudEventHalf(Base):
     attributes: Mapped[dict[str, Any]] = mapped_column(JSON)
     data: Mapped[Any] = mapped_column(JSON, nullable=True)
     received_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class TriggerRow(Base):
+    """A retraining trigger (drift detected, quality degraded), kept as an audit record."""
+
+    __tablename__ = "triggers"
+    __table_args__ = (Index(None, "model", "kind", "created_at"), Index(None, "status"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(50))
+    reason: Mapped[str] = mapped_column(String(2000))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16))  # pending, sent, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[float] = mapped_column(Float)
+    last_error: Mapped[str | None] = mapped_column(String(2000))
+    sent_at: Mapped[float | None] = mapped_column(Float)

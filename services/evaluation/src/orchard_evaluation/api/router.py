@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from orchard_evaluation.api import events, feedback
+from orchard_evaluation.api import events, feedback, triggers
 
 __all__ = ["API_ROUTERS"]
 
-API_ROUTERS: tuple[APIRouter, ...] = (events.router, feedback.router)
+API_ROUTERS: tuple[APIRouter, ...] = (events.router, feedback.router, triggers.router)
