@@ -24,7 +24,7 @@ def event(request_id: str, **overrides: Any) -> dict[str, Any]:
     return item
 
 
-def label(request_id: str, value: Any = 1, **overrides: Any) -> dict[str, Any]:
-    item: dict[str, Any] = {"request_id": request_id, "label": value}
+def label(request_id: str, truth: Any = 1, **overrides: Any) -> dict[str, Any]:
+    item: dict[str, Any] = {"request_id": request_id, "label": truth}
     item.update(overrides)
     return item

@@ -7,17 +7,23 @@ from typing import Annotated, cast
 from fastapi import Depends, Request
 
 from orchard_core.requests import read_limited_body
+from orchard_evaluation.db import Database
 from orchard_evaluation.metrics import EvaluationMetrics
 from orchard_evaluation.settings import EvaluationSettings
 from orchard_evaluation.store import EventStore
 from orchard_evaluation.triggers import TriggerSender
 
-__all__ = ["BodyDep", "MetricsDep", "SettingsDep", "StoreDep", "TriggersDep"]
+__all__ = ["BodyDep", "DatabaseDep", "MetricsDep", "SettingsDep", "StoreDep", "TriggersDep"]
 
 
 async def get_settings(request: Request) -> EvaluationSettings:
     """The service's settings."""
     return cast(EvaluationSettings, request.app.state.settings)
+
+
+async def get_database(request: Request) -> Database:
+    """The service's database."""
+    return cast(Database, request.app.state.database)
 
 
 async def get_store(request: Request) -> EventStore:
@@ -51,3 +57,4 @@ StoreDep = Annotated[EventStore, Depends(get_store)]
 MetricsDep = Annotated[EvaluationMetrics, Depends(get_metrics)]
 BodyDep = Annotated[bytes, Depends(read_body)]
 TriggersDep = Annotated[TriggerSender, Depends(get_triggers)]
+DatabaseDep = Annotated[Database, Depends(get_database)]

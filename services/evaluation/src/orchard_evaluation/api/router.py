@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from orchard_evaluation.api import events, feedback, triggers
+from orchard_evaluation.api import events, exports, feedback, triggers
 
 __all__ = ["API_ROUTERS"]
 
-API_ROUTERS: tuple[APIRouter, ...] = (events.router, feedback.router, triggers.router)
+API_ROUTERS: tuple[APIRouter, ...] = (
+    events.router,
+    feedback.router,
+    triggers.router,
+    exports.router,
+)
