@@ -18,7 +18,7 @@ from sqlalchemy import Select, select
 from orchard_evaluation.db import Database
 from orchard_evaluation.tables import Event, Label
 
-__all__ = ["RowQuery", "iter_rows", "split_columns"]
+__all__ = ["RowQuery", "flat_row", "iter_rows", "split_columns"]
 
 PAGE: Final = 2_000
 
@@ -72,8 +72,9 @@ def _query(spec: RowQuery, after_id: int) -> Select[Event, Label]:
 
 
 def iter_rows(database: Database, spec: RowQuery) -> Iterator[list[dict[str, Any]]]:
-    """Pages of rows in event order: inputs and outputs by name, plus ``request_id``, ``ts``,
-    ``version``, ``route_arm``, ``label`` and ``value`` (None when there is none)."""
+    """Pages of rows in event order: ``request_id``, ``ts``, ``version``, ``route_arm``,
+    ``inputs`` and ``outputs`` (``{name: value}``), ``label``, ``value`` and ``label_ts``
+    (None when there is no label)."""
     after = 0
     while True:
         with database.session() as session:
@@ -93,8 +94,8 @@ def iter_rows(database: Database, spec: RowQuery) -> Iterator[list[dict[str, Any
                     "version": event.version,
                     "route_arm": event.route_arm,
                 }
-                row.update(inputs[index])
-                row.update(outputs[index])
+                row["inputs"] = inputs[index]
+                row["outputs"] = outputs[index]
                 row["label"] = labels[index]
                 row["value"] = None if label is None else label.value
                 row["label_ts"] = None if label is None else label.ts
@@ -109,3 +110,17 @@ def _row_labels(label: Label | None, n_rows: int) -> list[Any]:
     if isinstance(value, list) and len(value) == n_rows and n_rows > 1:
         return list(value)
     return [value] + [None] * (n_rows - 1) if n_rows == 1 else [None] * n_rows
+
+
+def flat_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row as one level of columns: the ids, each input, each output, then the label.
+
+    An output named like an input would hide it, so outputs keep their names only when free.
+    """
+    flat = {k: row[k] for k in ("request_id", "ts", "version", "route_arm")}
+    flat.update(row["inputs"])
+    for name, value in row["outputs"].items():
+        flat[name if name not in flat else f"output.{name}"] = value
+    for key in ("label", "value", "label_ts"):
+        flat[key] = row[key]
+    return flat

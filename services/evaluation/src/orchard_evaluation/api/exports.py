@@ -16,7 +16,7 @@ from starlette.responses import StreamingResponse
 from orchard_core.errors import InvalidInput
 from orchard_evaluation.db import Database
 from orchard_evaluation.deps import DatabaseDep
-from orchard_evaluation.rows import RowQuery, iter_rows
+from orchard_evaluation.rows import RowQuery, flat_row, iter_rows
 
 __all__ = ["router"]
 
@@ -52,7 +52,7 @@ async def export_dataset(
 
 def _jsonl(database: Database, spec: RowQuery) -> Iterator[bytes]:
     for page in iter_rows(database, spec):
-        yield b"".join(orjson.dumps(row) + b"\n" for row in page)
+        yield b"".join(orjson.dumps(flat_row(row)) + b"\n" for row in page)
 
 
 async def _parquet(database: Database, spec: RowQuery) -> AsyncIterator[bytes]:
@@ -70,7 +70,7 @@ async def _write_parquet(database: Database, spec: RowQuery, sink: Any) -> None:
         writer: pq.ParquetWriter | None = None
         schema: pa.Schema | None = None
         for page in iter_rows(database, spec):
-            table = pa.Table.from_pylist(page, schema=schema)
+            table = pa.Table.from_pylist([flat_row(r) for r in page], schema=schema)
             if writer is None:
                 schema = table.schema
                 writer = pq.ParquetWriter(sink, schema)

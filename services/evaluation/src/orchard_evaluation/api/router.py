@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from orchard_evaluation.api import events, exports, feedback, triggers
+from orchard_evaluation.api import events, exports, feedback, quality, triggers
 
 __all__ = ["API_ROUTERS"]
 
@@ -13,4 +13,5 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     feedback.router,
     triggers.router,
     exports.router,
+    quality.router,
 )
