@@ -31,6 +31,7 @@ def ports(port_factory: Any) -> list[str]:
     return [
         *("--mlflow-port", str(port_factory())),
         *("--inference-port", str(port_factory())),
+        *("--evaluation-port", str(port_factory())),
         *("--gateway-port", str(port_factory())),
     ]
 
@@ -58,7 +59,8 @@ def test_up_refuses_to_start_twice_on_the_same_data_folder(tmp_path: Path, ports
 
 def test_up_names_a_busy_port_and_starts_nothing(tmp_path: Path, port_factory: Any, busy_port: int):
     args = ["up", "--data-dir", str(tmp_path), "--mlflow-port", str(port_factory())]
-    args += ["--inference-port", str(port_factory()), "--gateway-port", str(busy_port)]
+    args += ["--inference-port", str(port_factory()), "--evaluation-port", str(port_factory())]
+    args += ["--gateway-port", str(busy_port)]
 
     result = runner.invoke(app, args)
 
@@ -75,6 +77,7 @@ def test_ports_and_data_folder_can_come_from_the_environment(
         "ORCHARD_DATA_DIR": str(tmp_path),
         "ORCHARD_MLFLOW_PORT": str(busy_port),
         "ORCHARD_INFERENCE_PORT": str(port_factory()),
+        "ORCHARD_EVALUATION_PORT": str(port_factory()),
         "ORCHARD_GATEWAY_PORT": str(port_factory()),
     }
 
@@ -83,6 +86,38 @@ def test_ports_and_data_folder_can_come_from_the_environment(
     assert result.exit_code == 1
     assert f"port {busy_port} on 127.0.0.1 (--mlflow-port)" in result.output
     assert (tmp_path / "orchard.lock").exists() is False
+
+
+def test_a_busy_evaluation_port_is_named_and_can_be_changed_from_the_environment(
+    tmp_path: Path, port_factory: Any, busy_port: int
+):
+    env = {
+        "ORCHARD_MLFLOW_PORT": str(port_factory()),
+        "ORCHARD_INFERENCE_PORT": str(port_factory()),
+        "ORCHARD_EVALUATION_PORT": str(busy_port),
+        "ORCHARD_GATEWAY_PORT": str(port_factory()),
+    }
+
+    result = runner.invoke(app, ["up", "--data-dir", str(tmp_path)], env=env)
+
+    assert result.exit_code == 1
+    assert (
+        f"port {busy_port} on 127.0.0.1 (--evaluation-port) is already in use by another "
+        "program; stop it or choose another port with --evaluation-port"
+    ) in result.output
+    assert not (tmp_path / "mlflow").exists()
+
+
+def test_evaluation_cannot_share_a_port_with_another_service(tmp_path: Path, port_factory: Any):
+    port = str(port_factory())
+    args = ["up", "--data-dir", str(tmp_path), "--mlflow-port", str(port_factory())]
+    args += ["--inference-port", str(port_factory())]
+    args += ["--evaluation-port", port, "--gateway-port", port]
+
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 1
+    assert f"--evaluation-port and --gateway-port are both set to port {port}" in result.output
 
 
 def test_up_says_which_service_packages_are_missing(

@@ -14,6 +14,7 @@ from orchard_cli.platform import (
     PlatformConfig,
     PlatformError,
     champion_versions,
+    evaluation_spec,
     example_curl,
     gateway_spec,
     inference_spec,
@@ -28,7 +29,11 @@ from orchard_cli.platform import (
 @pytest.fixture
 def cfg(tmp_path: Path) -> PlatformConfig:
     return PlatformConfig(
-        data_dir=tmp_path, mlflow_port=5100, inference_port=8180, gateway_port=8100
+        data_dir=tmp_path,
+        mlflow_port=5100,
+        inference_port=8180,
+        evaluation_port=8102,
+        gateway_port=8100,
     )
 
 
@@ -71,6 +76,22 @@ def test_the_runtime_serves_each_demo_models_champion(cfg: PlatformConfig):
     assert spec.ready_url == "http://127.0.0.1:8180/v2/health/ready"
 
 
+def test_evaluation_keeps_its_database_in_the_data_folder_and_reads_the_local_mlflow(
+    cfg: PlatformConfig,
+):
+    spec = evaluation_spec(cfg)
+
+    assert spec.argv == [sys.executable, "-m", "orchard_evaluation"]
+    assert spec.env == {
+        "ORCHARD_EVALUATION_HOST": "127.0.0.1",
+        "ORCHARD_EVALUATION_PORT": "8102",
+        "ORCHARD_EVALUATION_DATABASE_URL": f"sqlite:///{cfg.data_dir}/evaluation.db",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:5100",
+    }
+    assert spec.ready_url == "http://127.0.0.1:8102/readyz"
+    assert spec.cwd == cfg.data_dir
+
+
 def test_the_gateway_reads_the_routes_file_and_keeps_jobs_in_the_data_dir(cfg: PlatformConfig):
     spec = gateway_spec(cfg)
 
@@ -80,8 +101,31 @@ def test_the_gateway_reads_the_routes_file_and_keeps_jobs_in_the_data_dir(cfg: P
         "ORCHARD_GATEWAY_PORT": "8100",
         "ORCHARD_GATEWAY_ROUTES_FILE": str(cfg.data_dir / "routes.yaml"),
         "ORCHARD_GATEWAY_JOBS_DIR": str(cfg.data_dir / "jobs"),
+        "ORCHARD_GATEWAY_EVALUATION_URL": "http://127.0.0.1:8102",
     }
     assert spec.ready_url == "http://127.0.0.1:8100/readyz"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::"])
+def test_the_gateway_logs_to_the_evaluation_that_orchard_up_starts(tmp_path: Path, host: str):
+    cfg = PlatformConfig(tmp_path / "data", host=host, evaluation_port=9002)
+    evaluation = evaluation_spec(cfg)
+
+    evaluation_url = gateway_spec(cfg).env["ORCHARD_GATEWAY_EVALUATION_URL"]
+
+    assert evaluation.ready_url == f"{evaluation_url}/readyz"
+    assert evaluation_url.endswith(":9002")
+    database = evaluation.env["ORCHARD_EVALUATION_DATABASE_URL"].removeprefix("sqlite:///")
+    assert Path(database).parent == cfg.data_dir
+
+
+def test_every_port_is_named_by_its_option(cfg: PlatformConfig):
+    assert cfg.ports == {
+        "--mlflow-port": 5100,
+        "--inference-port": 8180,
+        "--evaluation-port": 8102,
+        "--gateway-port": 8100,
+    }
 
 
 def test_clients_reach_a_wildcard_bind_on_loopback(tmp_path: Path):
@@ -166,6 +210,17 @@ def test_the_example_request_matches_the_models_inputs(cfg: PlatformConfig):
     assert body == {
         "inputs": [{"name": "pixels", "shape": [1, 4], "datatype": "FP32", "data": [0, 0, 0, 0]}]
     }
+
+
+def test_a_missing_service_is_named_with_the_package_that_provides_it(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr("orchard_cli.platform._module_exists", lambda module: False)
+
+    missing = missing_modules()
+
+    assert "orchard_evaluation.__main__ (package orchard-evaluation)" in missing
+    assert "orchard_gateway.__main__ (package orchard-gateway)" in missing
 
 
 def test_modules_that_are_not_installed_are_listed():

@@ -1,4 +1,4 @@
-"""`orchard up`'s sequence, with fake services in place of MLflow, the runtime and the gateway."""
+"""`orchard up`'s sequence, with fake services in place of MLflow, runtime, evaluation, gateway."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import psutil
 import pytest
 from typer.testing import CliRunner
 
-from orchard_cli.lockfile import is_running, read_state
+from orchard_cli.lockfile import InstanceState, is_running, read_state
 from orchard_cli.main import app
 from orchard_cli.supervisor import ProcessSpec
 
@@ -51,7 +51,8 @@ def fake_platform(monkeypatch: pytest.MonkeyPatch, fake_spec: Any) -> Iterator[F
                 capture_stdout=True,
             ),
             "inference": fake_spec("inference"),
-            "gateway": fake_spec("gateway"),
+            "evaluation": fake_spec("evaluation"),
+            "gateway": fake_spec("gateway", "--stdout", "gateway started"),
         },
         registry=[{"credit-risk": "3", "digits": "1"}],
     )
@@ -75,13 +76,21 @@ def fake_platform(monkeypatch: pytest.MonkeyPatch, fake_spec: Any) -> Iterator[F
 
 def _up(tmp_path: Path, port_factory: Any) -> list[str]:
     args = ["up", "--data-dir", str(tmp_path)]
-    for option in ("--mlflow-port", "--inference-port", "--gateway-port"):
+    for option in ("--mlflow-port", "--inference-port", "--evaluation-port", "--gateway-port"):
         args += [option, str(port_factory())]
     return args
 
 
-def _stop_once_running(data_dir: Path, platform: FakePlatform, signum: signal.Signals) -> None:
-    """In a thread: when `up` says it is running, record its processes, then signal it."""
+def _stop_once_running(
+    data_dir: Path,
+    platform: FakePlatform,
+    signum: signal.Signals,
+    states: list[InstanceState] | None = None,
+) -> None:
+    """In a thread: when `up` says it is running, record its processes, then signal it.
+
+    ``states``, when given, also gets the state file `up` published at that moment.
+    """
     # Processes this test did not start (a session-wide MLflow server of another package's
     # tests, say) are children of pytest too: leave them out of what `up` must stop.
     before = {p.pid for p in psutil.Process().children(recursive=True)}
@@ -91,6 +100,8 @@ def _stop_once_running(data_dir: Path, platform: FakePlatform, signum: signal.Si
         while time.monotonic() < deadline:
             state = read_state(data_dir)
             if state is not None and state.status == "running":
+                if states is not None:
+                    states.append(state)
                 children = psutil.Process().children(recursive=True)
                 platform.pids += [p.pid for p in children if p.pid not in before]
                 os.kill(os.getpid(), signum)
@@ -126,7 +137,8 @@ def test_up_serves_until_signalled_then_stops_everything(
     routes = (tmp_path / "routes.yaml").read_text()
     assert 'credit-risk: {backend: "http://127.0.0.1:' in routes
     assert 'version: "3"}' in routes
-    assert len(fake_platform.pids) >= 4  # mlflow + its grandchild, inference, gateway
+    # mlflow + its grandchild, inference, evaluation, gateway
+    assert len(fake_platform.pids) >= 5
     assert _alive(fake_platform.pids) == []
     assert not is_running(tmp_path)
     assert not (tmp_path / "state.json").exists()
@@ -145,7 +157,7 @@ def test_the_first_run_trains_and_shows_the_training_log(
 
     assert result.exit_code == 0, result.output
     assert "First run: training and registering credit-risk, digits" in result.output
-    assert "train     | epoch 1/1" in result.output
+    assert "train      | epoch 1/1" in result.output
     assert "Registered digits version 1 (accuracy 0.900)" in result.output
 
 
@@ -160,7 +172,7 @@ def test_a_failed_training_stops_what_was_started_and_exits_non_zero(
     result = runner.invoke(app, _up(tmp_path, port_factory))
 
     assert result.exit_code == 1
-    assert "train     | MLflow said no" in result.output
+    assert "train      | MLflow said no" in result.output
     assert "Orchard failed to start: train exited with code 2" in result.output
     assert not is_running(tmp_path)
 
@@ -186,3 +198,38 @@ def test_a_service_that_never_gets_ready_is_reported(
 
     assert result.exit_code == 1
     assert "Orchard failed to start: inference was not ready at http://" in result.output
+
+
+def test_evaluation_is_ready_before_the_gateway_and_is_listed_when_up(
+    tmp_path: Path, port_factory: Any, fake_platform: FakePlatform
+):
+    args = _up(tmp_path, port_factory)
+    evaluation_port = args[args.index("--evaluation-port") + 1]
+    states: list[InstanceState] = []
+    _stop_once_running(tmp_path, fake_platform, signal.SIGTERM, states)
+
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 0, result.output
+    output = result.output
+    # The fake services log each readiness probe they answer.
+    assert output.index("evaluation | GET /ready") < output.index("gateway    | gateway started")
+    assert f"Evaluation  http://127.0.0.1:{evaluation_port}" in output
+    (state,) = states
+    evaluation = state.services["evaluation"]
+    assert evaluation.url == f"http://127.0.0.1:{evaluation_port}"
+    assert evaluation.health_url == f"http://127.0.0.1:{evaluation_port}/readyz"
+    assert evaluation.pid is not None
+
+
+def test_an_evaluation_that_never_gets_ready_stops_up_before_the_gateway_starts(
+    tmp_path: Path, port_factory: Any, fake_platform: FakePlatform, fake_spec: Any
+):
+    fake_platform.specs["evaluation"] = fake_spec("evaluation", "--never-ready", ready_timeout=0.5)
+
+    result = runner.invoke(app, _up(tmp_path, port_factory))
+
+    assert result.exit_code == 1
+    assert "Orchard failed to start: evaluation was not ready at http://" in result.output
+    assert "gateway started" not in result.output
+    assert not is_running(tmp_path)

@@ -1,4 +1,4 @@
-"""The real `orchard up`: MLflow, first-run training, runtime and gateway, then a clean stop.
+"""The real `orchard up`: MLflow, training, runtime, evaluation and gateway; then a clean stop.
 
 Both runs share one data folder, so only the first one trains; the second checks that a
 restart reuses the registered models.
@@ -27,6 +27,11 @@ pytestmark = pytest.mark.integration
 # The first run trains two models and the runtime loads them: minutes on a small machine.
 _UP_DEADLINE_S = 900.0
 _STOP_DEADLINE_S = 90.0
+# The gateway sends prediction events in batches, at least once a second by default.
+_EVENT_DEADLINE_S = 30.0
+_ACCEPTED_EVENTS = re.compile(
+    r'^orchard_evaluation_events_ingested_total\{outcome="accepted"\} (\S+)$', re.MULTILINE
+)
 
 
 @dataclass
@@ -46,11 +51,15 @@ class Platform:
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['--gateway-port']}"
 
+    @property
+    def evaluation_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['--evaluation-port']}"
+
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Platform:
     ports: dict[str, int] = {}
-    for option in ("--mlflow-port", "--inference-port", "--gateway-port"):
+    for option in ("--mlflow-port", "--inference-port", "--evaluation-port", "--gateway-port"):
         while True:
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
@@ -125,6 +134,23 @@ def _predict_with_the_printed_example(output: str) -> Any:
     return response.json()
 
 
+def _accepted_events(evaluation_url: str) -> float:
+    """What evaluation's ``/metrics`` says about accepted prediction events (0 before any)."""
+    metrics = httpx.get(f"{evaluation_url}/metrics", timeout=10, trust_env=False)
+    assert metrics.status_code == 200, metrics.text
+    match = _ACCEPTED_EVENTS.search(metrics.text)
+    return float(match.group(1)) if match else 0.0
+
+
+def _wait_for_accepted_events(evaluation_url: str) -> float:
+    deadline = time.monotonic() + _EVENT_DEADLINE_S
+    while (accepted := _accepted_events(evaluation_url)) < 1:
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.25)  # polling interval
+    return accepted
+
+
 @pytest.mark.timeout(_UP_DEADLINE_S + 300)
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_up_serves_refuses_a_second_instance_and_stops_without_orphans(
@@ -133,12 +159,18 @@ def test_up_serves_refuses_a_second_instance_and_stops_without_orphans(
     signum: signal.Signals,
 ):
     proc, log, tree = running.proc, running.log, running.tree
-    assert len(tree) >= 4, "expected orchard up, mlflow, the runtime and the gateway"
+    assert len(tree) >= 5, "expected orchard up, mlflow, the runtime, evaluation and the gateway"
     output = log.read_text(errors="replace")
 
     # Serving: the gateway is ready and the printed example gets a prediction.
     assert httpx.get(f"{platform.gateway_url}/readyz", trust_env=False).status_code == 200
+    assert httpx.get(f"{platform.evaluation_url}/readyz", trust_env=False).status_code == 200
+    assert platform.evaluation_url in output
+    assert (platform.data_dir / "evaluation.db").is_file()
     assert _predict_with_the_printed_example(output)["outputs"]
+    # ... and the gateway logs that prediction to evaluation, which stores it.
+    accepted = _wait_for_accepted_events(platform.evaluation_url)
+    assert accepted >= 1, f"no prediction event reached evaluation:\n{_tail(log)}"
     routes = (platform.data_dir / "routes.yaml").read_text()
     assert 'credit-risk: {backend: "http://127.0.0.1:' in routes
     trained_now = "First run: training" in output

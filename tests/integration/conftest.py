@@ -33,6 +33,7 @@ class Stack:
     gateway: str
     runtime: str
     mlflow: str
+    evaluation: str
     data_dir: Path
     log: Path
 
@@ -56,15 +57,16 @@ def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, deadline_s: 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Start `orchard up` (MLflow, training on first run, runtime, gateway); stop it after."""
+    """Start `orchard up` (MLflow, training, runtime, evaluation, gateway); stop it after."""
     data_dir = tmp_path_factory.mktemp("orchard-data")
     log = data_dir / "orchard-up.log"
-    ports = {name: _free_port() for name in ("mlflow", "inference", "gateway")}
+    ports = {name: _free_port() for name in ("mlflow", "inference", "evaluation", "gateway")}
     argv = [
         str(Path(sys.executable).parent / "orchard"), "up",
         "--data-dir", str(data_dir), "--host", "127.0.0.1",
         "--mlflow-port", str(ports["mlflow"]),
         "--inference-port", str(ports["inference"]),
+        "--evaluation-port", str(ports["evaluation"]),
         "--gateway-port", str(ports["gateway"]),
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLFLOW_"))}
@@ -76,6 +78,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         gateway=f"http://127.0.0.1:{ports['gateway']}",
         runtime=f"http://127.0.0.1:{ports['inference']}",
         mlflow=f"http://127.0.0.1:{ports['mlflow']}",
+        evaluation=f"http://127.0.0.1:{ports['evaluation']}",
         data_dir=data_dir,
         log=log,
     )

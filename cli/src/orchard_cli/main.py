@@ -26,7 +26,10 @@ DataDir = Annotated[
     typer.Option(
         "--data-dir",
         envvar="ORCHARD_DATA_DIR",
-        help="Folder for all local state: MLflow database and artifacts, routes, lock.",
+        help=(
+            "Folder for all local state: the MLflow and evaluation databases, MLflow's "
+            "artifacts, routes, jobs, lock."
+        ),
     ),
 ]
 
@@ -46,6 +49,12 @@ def up(
             min=1, max=65535, envvar="ORCHARD_INFERENCE_PORT", help="Inference runtime port."
         ),
     ] = 8080,
+    evaluation_port: Annotated[
+        int,
+        typer.Option(
+            min=1, max=65535, envvar="ORCHARD_EVALUATION_PORT", help="Evaluation service port."
+        ),
+    ] = 8002,
     gateway_port: Annotated[
         int, typer.Option(min=1, max=65535, envvar="ORCHARD_GATEWAY_PORT", help="Gateway port.")
     ] = 8000,
@@ -72,12 +81,13 @@ def up(
         ),
     ] = 15.0,
 ) -> None:
-    """Start the local platform (MLflow, inference runtime, gateway) and supervise it."""
+    """Start the local platform (MLflow, runtime, evaluation, gateway) and supervise it."""
     config = PlatformConfig(
         data_dir=data_dir.expanduser().resolve(),
         host=host,
         mlflow_port=mlflow_port,
         inference_port=inference_port,
+        evaluation_port=evaluation_port,
         gateway_port=gateway_port,
         ready_timeout=ready_timeout,
         train_timeout=train_timeout,

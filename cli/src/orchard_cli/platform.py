@@ -27,6 +27,7 @@ __all__ = [
     "PlatformError",
     "TrainedModel",
     "champion_versions",
+    "evaluation_spec",
     "example_curl",
     "gateway_spec",
     "inference_spec",
@@ -43,6 +44,7 @@ CHAMPION = "champion"
 # module run with `python -m` → the workspace package that provides it
 _LAUNCHED_MODULES = {
     "orchard_inference.__main__": "orchard-inference",
+    "orchard_evaluation.__main__": "orchard-evaluation",
     "orchard_gateway.__main__": "orchard-gateway",
     "orchard_pipelines.train": "orchard-pipelines",
     "mlflow.__main__": "mlflow",
@@ -67,6 +69,7 @@ class PlatformConfig:
     host: str = "127.0.0.1"
     mlflow_port: int = 5000
     inference_port: int = 8080
+    evaluation_port: int = 8002
     gateway_port: int = 8000
     ready_timeout: float = 120.0
     train_timeout: float = 1800.0
@@ -78,6 +81,7 @@ class PlatformConfig:
         return {
             "--mlflow-port": self.mlflow_port,
             "--inference-port": self.inference_port,
+            "--evaluation-port": self.evaluation_port,
             "--gateway-port": self.gateway_port,
         }
 
@@ -93,6 +97,11 @@ class PlatformConfig:
     def inference_url(self) -> str:
         """The inference runtime."""
         return self._url(self.inference_port)
+
+    @property
+    def evaluation_url(self) -> str:
+        """The evaluation service, which the gateway logs predictions and feedback to."""
+        return self._url(self.evaluation_port)
 
     @property
     def gateway_url(self) -> str:
@@ -176,8 +185,32 @@ def inference_spec(cfg: PlatformConfig) -> ProcessSpec:
     )
 
 
+def evaluation_spec(cfg: PlatformConfig) -> ProcessSpec:
+    """The evaluation service, its SQLite database in the data folder.
+
+    It reads the models' reference profiles from the local MLflow.
+    """
+    return ProcessSpec(
+        name="evaluation",
+        argv=[sys.executable, "-m", "orchard_evaluation"],
+        env={
+            "ORCHARD_EVALUATION_HOST": cfg.host,
+            "ORCHARD_EVALUATION_PORT": str(cfg.evaluation_port),
+            "ORCHARD_EVALUATION_DATABASE_URL": f"sqlite:///{cfg.data_dir / 'evaluation.db'}",
+            "MLFLOW_TRACKING_URI": cfg.mlflow_url,
+        },
+        ready_url=f"{cfg.evaluation_url}/readyz",
+        ready_timeout=cfg.ready_timeout,
+        stop_timeout=cfg.stop_timeout,
+        cwd=cfg.data_dir,
+    )
+
+
 def gateway_spec(cfg: PlatformConfig) -> ProcessSpec:
-    """The gateway, routing with the file :func:`write_routes` wrote."""
+    """The gateway, routing with the file :func:`write_routes` wrote.
+
+    It logs prediction events and forwards feedback to the evaluation service.
+    """
     return ProcessSpec(
         name="gateway",
         argv=[sys.executable, "-m", "orchard_gateway"],
@@ -187,6 +220,7 @@ def gateway_spec(cfg: PlatformConfig) -> ProcessSpec:
             "ORCHARD_GATEWAY_ROUTES_FILE": str(cfg.routes_file),
             # Async batch jobs live with the rest of the platform's state.
             "ORCHARD_GATEWAY_JOBS_DIR": str(cfg.data_dir / "jobs"),
+            "ORCHARD_GATEWAY_EVALUATION_URL": cfg.evaluation_url,
         },
         ready_url=f"{cfg.gateway_url}/readyz",
         ready_timeout=cfg.ready_timeout,

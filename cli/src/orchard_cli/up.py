@@ -1,4 +1,9 @@
-"""``orchard up``: start MLflow, train on first run, start runtime and gateway, supervise."""
+"""``orchard up``: start the local platform, then supervise it until it is stopped.
+
+The order: MLflow; on the first run, the training job; the inference runtime; evaluation; the
+gateway last, so everything it calls is ready before it takes requests. Stopping goes in
+reverse, so the gateway's queued prediction events still reach evaluation.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,7 @@ from orchard_cli.platform import (
     PlatformConfig,
     PlatformError,
     champion_versions,
+    evaluation_spec,
     example_curl,
     gateway_spec,
     inference_spec,
@@ -36,7 +42,7 @@ from orchard_cli.supervisor import (
 
 __all__ = ["run_up"]
 
-_LOG_NAMES = ("mlflow", "train", "inference", "gateway")
+_LOG_NAMES = ("mlflow", "train", "inference", "evaluation", "gateway")
 
 
 def _state(cfg: PlatformConfig, status: str, supervisor: Supervisor | None = None) -> InstanceState:
@@ -44,6 +50,7 @@ def _state(cfg: PlatformConfig, status: str, supervisor: Supervisor | None = Non
     services = {
         "gateway": ServiceState(cfg.gateway_url, f"{cfg.gateway_url}/readyz"),
         "inference": ServiceState(cfg.inference_url, f"{cfg.inference_url}/v2/health/ready"),
+        "evaluation": ServiceState(cfg.evaluation_url, f"{cfg.evaluation_url}/readyz"),
         "mlflow": ServiceState(cfg.mlflow_url, f"{cfg.mlflow_url}/health"),
     }
     return InstanceState(
@@ -155,6 +162,9 @@ def _start(
     write_routes(cfg.routes_file, cfg.inference_url, pinned)
     with console.status("Starting the inference runtime (loading models)…"):
         supervisor.start(inference_spec(cfg))
+    # Ready before the gateway starts, so its first prediction events have somewhere to go.
+    with console.status("Starting the evaluation service…"):
+        supervisor.start(evaluation_spec(cfg))
     with console.status("Starting the gateway…"):
         supervisor.start(gateway_spec(cfg))
 
@@ -164,6 +174,7 @@ def _print_ready(cfg: PlatformConfig, client: httpx.Client, console: Console) ->
     rows = [
         ("Gateway", cfg.gateway_url),
         ("Runtime", cfg.inference_url),
+        ("Evaluation", cfg.evaluation_url),
         ("MLflow UI", cfg.mlflow_url),
         ("Data folder", str(cfg.data_dir)),
     ]
