@@ -99,7 +99,7 @@ def test_reference_profile_is_stored_in_the_run_and_next_to_the_model(
     for path in (Path(run_copy), Path(model_dir) / "reference_profile.json"):
         profile = ReferenceProfile.from_json(path.read_text())
         assert profile == result.profile
-        assert json.loads(path.read_text())["schema"] == "orchard.reference_profile/v1"
+        assert json.loads(path.read_text())["schema"] == "orchard.reference_profile/v2"
         assert "prediction" in profile.outputs
 
 

@@ -19,8 +19,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.models.model import ModelInfo
 from mlflow.tracking import MlflowClient
 
+from orchard_core.profiles import ReferenceProfile
 from orchard_pipelines.errors import TrackingServerUnavailable
-from orchard_pipelines.profiles import ReferenceProfile
 
 __all__ = [
     "PROFILE_ARTIFACT",

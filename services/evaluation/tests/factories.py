@@ -28,3 +28,22 @@ def label(request_id: str, truth: Any = 1, **overrides: Any) -> dict[str, Any]:
     item: dict[str, Any] = {"request_id": request_id, "label": truth}
     item.update(overrides)
     return item
+
+
+def reference_profile(n: int = 2_000, seed: int = 0) -> dict[str, Any]:
+    """A reference profile (JSON form) of ``n`` training rows like the credit-risk data."""
+    import numpy as np
+
+    from orchard_core.profiles import ReferenceProfile, profile_columns
+
+    rng = np.random.default_rng(seed)
+    features = profile_columns(
+        {
+            "age": rng.integers(18, 80, n),
+            "income": rng.lognormal(10.8, 0.5, n),
+            "employment_type": rng.choice(["salaried", "self_employed", "contract"], n),
+        },
+        {"employment_type": "categorical"},
+    )
+    outputs = profile_columns({"prediction": rng.integers(0, 2, n)}, {"prediction": "categorical"})
+    return ReferenceProfile(n_rows=n, features=features, outputs=outputs).to_dict()

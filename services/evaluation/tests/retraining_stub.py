@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -16,11 +15,9 @@ class RetrainingStub:
         self.status = 202
         self._runner: web.AppRunner | None = None
         self.url = ""
-        self.arrived = asyncio.Event()
 
     async def _triggers(self, request: web.Request) -> web.Response:
         self.received.append(await request.json())
-        self.arrived.set()
         return web.json_response({"ok": self.status < 300}, status=self.status)
 
     async def start(self) -> RetrainingStub:

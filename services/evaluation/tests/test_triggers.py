@@ -117,8 +117,9 @@ async def test_the_service_delivers_in_the_background_and_lists_triggers(
     make_evaluation: MakeEvaluation, retraining: RetrainingStub
 ) -> None:
     async with make_evaluation(retraining_url=retraining.url) as evaluation:
-        await evaluation.app.state.triggers.offer(DRIFT)
-        await asyncio.wait_for(retraining.arrived.wait(), timeout=10)
+        sender = evaluation.app.state.triggers
+        await sender.offer(DRIFT)
+        await asyncio.wait_for(sender.settled.wait(), timeout=10)
         assert [t["model"] for t in retraining.received] == ["credit-risk"]
         response = await evaluation.client.get("/v1/triggers", params={"model": "credit-risk"})
         [listed] = response.json()["triggers"]

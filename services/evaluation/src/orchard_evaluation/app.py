@@ -17,6 +17,7 @@ from orchard_core import new_registry
 from orchard_evaluation.api.router import API_ROUTERS
 from orchard_evaluation.db import Database
 from orchard_evaluation.metrics import EvaluationMetrics
+from orchard_evaluation.references import MlflowReferenceLoader, ReferenceStore
 from orchard_evaluation.settings import EvaluationSettings
 from orchard_evaluation.store import EventStore
 from orchard_evaluation.triggers import TriggerSender
@@ -46,6 +47,12 @@ def create_app(
         database = await run_in_threadpool(Database.open, settings.database_url)
         app.state.database = database
         app.state.store = EventStore(database)
+        loader = (
+            MlflowReferenceLoader(settings.mlflow_tracking_uri)
+            if settings.mlflow_tracking_uri
+            else None
+        )
+        app.state.references = ReferenceStore(database, loader, settings.reference_retry_s)
         app.state.triggers = TriggerSender(
             database,
             metrics,

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from orchard_core.requests import read_limited_body
 from orchard_evaluation.db import Database
 from orchard_evaluation.metrics import EvaluationMetrics
+from orchard_evaluation.references import ReferenceStore
 from orchard_evaluation.settings import EvaluationSettings
 from orchard_evaluation.store import EventStore
 from orchard_evaluation.triggers import TriggerSender
@@ -24,6 +25,11 @@ async def get_settings(request: Request) -> EvaluationSettings:
 async def get_database(request: Request) -> Database:
     """The service's database."""
     return cast(Database, request.app.state.database)
+
+
+async def get_references(request: Request) -> ReferenceStore:
+    """Reference profiles per model version."""
+    return cast(ReferenceStore, request.app.state.references)
 
 
 async def get_store(request: Request) -> EventStore:
@@ -58,3 +64,4 @@ MetricsDep = Annotated[EvaluationMetrics, Depends(get_metrics)]
 BodyDep = Annotated[bytes, Depends(read_body)]
 TriggersDep = Annotated[TriggerSender, Depends(get_triggers)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
+ReferencesDep = Annotated[ReferenceStore, Depends(get_references)]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import SettingsConfigDict
 
 from orchard_core import ServiceSettings
@@ -79,4 +79,19 @@ class EvaluationSettings(ServiceSettings):
         default=DAY_S,
         gt=0,
         description="How long an undelivered trigger is retried before it is marked failed.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "ORCHARD_EVALUATION_MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_URI"
+        ),
+        description=(
+            "MLflow, where each version's reference profile is found (also read from the "
+            "standard MLFLOW_TRACKING_URI). Unset: profiles come only from PUT /v1/profiles."
+        ),
+    )
+    reference_retry_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long before MLflow is asked again for a reference it did not have.",
     )

@@ -124,6 +124,8 @@ class ReferenceProfileRow(Base):
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
     version: Mapped[str] = mapped_column(String(100), primary_key=True)
     profile: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # The version's holdout metrics at training time: the baseline quality is judged against.
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default=text("'{}'"))
     source: Mapped[str] = mapped_column(String(500))
     created_at: Mapped[float] = mapped_column(Float)
 

@@ -72,6 +72,8 @@ class TriggerSender:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s)
         self._poll_s = poll_s
         self._wake = asyncio.Event()
+        #: Set each time a delivery attempt's outcome is recorded (for waiting on it).
+        self.settled = asyncio.Event()
 
     async def offer(self, trigger: Trigger, now: float | None = None) -> int | None:
         """Record ``trigger`` unless one of its kind for its model is within the cooldown;
@@ -142,6 +144,7 @@ class TriggerSender:
         for row in due:
             error = await self._post(session, row)
             final = await run_in_threadpool(self._settle, row.id, error, max(at, time.time()))
+            self.settled.set()
             if error is None:
                 sent += 1
                 self._metrics.triggers.labels(row.kind, "sent").inc()

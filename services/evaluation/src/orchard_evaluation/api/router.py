@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from orchard_evaluation.api import events, exports, feedback, quality, triggers
+from orchard_evaluation.api import (
+    compare,
+    events,
+    exports,
+    feedback,
+    profiles,
+    quality,
+    triggers,
+)
 
 __all__ = ["API_ROUTERS"]
 
@@ -14,4 +22,6 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     triggers.router,
     exports.router,
     quality.router,
+    profiles.router,
+    compare.router,
 )

@@ -6,20 +6,23 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from orchard_pipelines.profiles._types import (
+from orchard_core.profiles._sketch import merge_sketches, sketch_quantiles
+from orchard_core.profiles._types import (
     CategoricalProfile,
     ColumnProfile,
     Histogram,
     NumericProfile,
     ReferenceProfile,
 )
+from orchard_core.profiles._values import merge_distinct, sort_counts
 
 
 def merge_profiles(first: ReferenceProfile, second: ReferenceProfile) -> ReferenceProfile:
     """Combine profiles of two disjoint data sets binned on the same edges.
 
-    Counts, histograms, min, max, mean and std combine exactly; quantiles are re-estimated by
-    interpolating within the merged histogram (bounded by min and max), so they are approximate:
+    Counts, histograms, distinct values, min, max, mean and std combine exactly; sketches are
+    merged. Quantiles are read from the merged sketch; when either side has none (v1), they
+    are re-estimated by interpolating within the merged histogram (bounded by min and max):
     close between the outer edges, rough in the open outer bins.
 
     Raises:
@@ -32,6 +35,16 @@ def merge_profiles(first: ReferenceProfile, second: ReferenceProfile) -> Referen
     )
 
 
+def merge_categorical(a: CategoricalProfile, b: CategoricalProfile) -> CategoricalProfile:
+    """Exact merge of two categorical profiles."""
+    counts = dict(a.value_counts)
+    for value, count in b.value_counts.items():
+        counts[value] = counts.get(value, 0) + count
+    return CategoricalProfile(
+        count=a.count + b.count, missing=a.missing + b.missing, value_counts=sort_counts(counts)
+    )
+
+
 def _merge_columns(
     first: Mapping[str, ColumnProfile], second: Mapping[str, ColumnProfile]
 ) -> dict[str, ColumnProfile]:
@@ -41,14 +54,7 @@ def _merge_columns(
     for name, a in first.items():
         b = second[name]
         if isinstance(a, CategoricalProfile) and isinstance(b, CategoricalProfile):
-            counts = dict(a.value_counts)
-            for value, count in b.value_counts.items():
-                counts[value] = counts.get(value, 0) + count
-            merged[name] = CategoricalProfile(
-                count=a.count + b.count,
-                missing=a.missing + b.missing,
-                value_counts=dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))),
-            )
+            merged[name] = merge_categorical(a, b)
         elif isinstance(a, NumericProfile) and isinstance(b, NumericProfile):
             merged[name] = _merge_numeric(name, a, b)
         else:
@@ -64,10 +70,22 @@ def _merge_numeric(name: str, a: NumericProfile, b: NumericProfile) -> NumericPr
         counts=tuple(x + y for x, y in zip(a.histogram.counts, b.histogram.counts, strict=True)),
     )
     missing = a.missing + b.missing
+    # A v1 side has no sketch: a merged sketch would silently describe only the other side.
+    sketch = merge_sketches([a.sketch, b.sketch]) if a.sketch and b.sketch else None
+    distinct = merge_distinct(a.distinct, b.distinct)
     if b.count == 0 or a.count == 0:
         base = a if b.count == 0 else b
         return NumericProfile(
-            base.count, missing, base.mean, base.std, base.min, base.max, base.quantiles, histogram
+            base.count,
+            missing,
+            base.mean,
+            base.std,
+            base.min,
+            base.max,
+            base.quantiles,
+            histogram,
+            sketch,
+            distinct,
         )
     a_mean, a_std, a_min, a_max = _statistics(name, a)
     b_mean, b_std, b_min, b_max = _statistics(name, b)
@@ -77,6 +95,12 @@ def _merge_numeric(name: str, a: NumericProfile, b: NumericProfile) -> NumericPr
         a.count * (a_std**2 + (a_mean - mean) ** 2) + b.count * (b_std**2 + (b_mean - mean) ** 2)
     ) / n
     low, high = min(a_min, b_min), max(a_max, b_max)
+    levels = list(a.quantiles)
+    if sketch is not None:
+        values = sketch_quantiles(sketch, [float(q) for q in levels])
+        quantiles = {q: min(max(v, low), high) for q, v in zip(levels, values, strict=True)}
+    else:
+        quantiles = {q: _histogram_quantile(histogram, float(q), low, high) for q in levels}
     return NumericProfile(
         count=n,
         missing=missing,
@@ -84,8 +108,10 @@ def _merge_numeric(name: str, a: NumericProfile, b: NumericProfile) -> NumericPr
         std=float(np.sqrt(variance)),
         min=low,
         max=high,
-        quantiles={q: _histogram_quantile(histogram, float(q), low, high) for q in a.quantiles},
+        quantiles=quantiles,
         histogram=histogram,
+        sketch=sketch,
+        distinct=distinct,
     )
 
 
