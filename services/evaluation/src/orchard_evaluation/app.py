@@ -15,8 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from orchard_core import create_app as create_core_app
 from orchard_core import new_registry
 from orchard_evaluation.api.router import API_ROUTERS
+from orchard_evaluation.background import maintain, profile_continuously
 from orchard_evaluation.db import Database
 from orchard_evaluation.metrics import EvaluationMetrics
+from orchard_evaluation.profiler import WindowProfiler
 from orchard_evaluation.references import MlflowReferenceLoader, ReferenceStore
 from orchard_evaluation.settings import EvaluationSettings
 from orchard_evaluation.store import EventStore
@@ -60,7 +62,20 @@ def create_app(
             cooldown_s=settings.trigger_cooldown_s,
             max_age_s=settings.trigger_max_age_s,
         )
-        tasks = [asyncio.create_task(app.state.triggers.run(), name="trigger-delivery")]
+        profiler = WindowProfiler(
+            database,
+            app.state.references,
+            metrics,
+            bucket_s=settings.bucket_s,
+            batch_size=settings.profile_batch_size,
+            reference_wait_s=settings.reference_wait_s,
+        )
+        app.state.profiler = profiler
+        tasks = [
+            asyncio.create_task(app.state.triggers.run(), name="trigger-delivery"),
+            asyncio.create_task(profile_continuously(profiler, settings), name="profiling"),
+            asyncio.create_task(maintain(app.state.store, metrics, settings), name="retention"),
+        ]
         try:
             yield
         finally:

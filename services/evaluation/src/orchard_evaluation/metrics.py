@@ -41,3 +41,11 @@ class EvaluationMetrics:
             ["kind", "outcome"],
             registry=registry,
         )
+        self.profiled = Counter(
+            "orchard_evaluation_events_profiled",
+            "Events folded into window profiles, by outcome: profiled, failed (an error"
+            " answer: nothing to profile), skipped (no reference profile for the version"
+            " within the wait; see ORCHARD_EVALUATION_REFERENCE_WAIT_S).",
+            ["outcome"],
+            registry=registry,
+        )

@@ -95,3 +95,11 @@ class EvaluationSettings(ServiceSettings):
         gt=0,
         description="How long before MLflow is asked again for a reference it did not have.",
     )
+    reference_wait_s: float = Field(
+        default=600.0,
+        gt=0,
+        description=(
+            "How long events of a version with no reference profile wait to be profiled; "
+            "after that they are kept for error rates and exports but left out of drift."
+        ),
+    )

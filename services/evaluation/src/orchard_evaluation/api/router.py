@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from orchard_evaluation.api import (
     compare,
+    drift,
     events,
     exports,
     feedback,
@@ -24,4 +25,5 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     quality.router,
     profiles.router,
     compare.router,
+    drift.router,
 )

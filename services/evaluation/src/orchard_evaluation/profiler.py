@@ -1,0 +1,180 @@
+"""Folding ingested events into window profiles, one per model version and time bucket.
+
+Ingest only stores raw events (fast, idempotent). This loop then takes events not yet
+profiled, in id order, groups them by (model, version, bucket), profiles each group against
+the version's reference (its columns, kinds and histogram edges), merges the result into the
+bucket's stored :class:`WindowProfile` and marks the events profiled — all in one
+transaction, so each event is counted exactly once even if the service stops halfway. On
+PostgreSQL the events are claimed with ``FOR UPDATE SKIP LOCKED``, so several replicas can
+run the loop side by side.
+
+A version without a reference yet (MLflow not reachable, or not registered) keeps its events
+waiting; after ``reference_wait_s`` they are marked profiled without a profile (counted as
+``skipped``), so raw events never pile up forever. Failed predictions (4xx/5xx) have no
+outputs to profile: they are marked at once (counted as ``failed``); they still count in
+error rates, which read raw events.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select, update
+
+from orchard_core.profiles import WindowProfile, merge_windows
+from orchard_evaluation.db import Database
+from orchard_evaluation.metrics import EvaluationMetrics
+from orchard_evaluation.references import ReferenceStore
+from orchard_evaluation.tables import Event, WindowProfileRow
+
+__all__ = ["WindowProfiler", "bucket_of", "merge_range"]
+
+_log = logging.getLogger("orchard.evaluation.profiler")
+
+
+def bucket_of(ts: float, bucket_s: int) -> int:
+    """The start (Unix seconds) of the bucket holding ``ts``."""
+    return int(math.floor(ts / bucket_s) * bucket_s)
+
+
+class WindowProfiler:
+    """See the module docs; :meth:`run_once` is one pass, safe to call from a thread."""
+
+    def __init__(
+        self,
+        database: Database,
+        references: ReferenceStore,
+        metrics: EvaluationMetrics,
+        *,
+        bucket_s: int,
+        batch_size: int,
+        reference_wait_s: float,
+    ) -> None:
+        self._db = database
+        self._references = references
+        self._metrics = metrics
+        self._bucket_s = bucket_s
+        self._batch_size = batch_size
+        self._reference_wait_s = reference_wait_s
+        # One pass at a time in this process: SQLite has no SKIP LOCKED, and two passes
+        # reading the same waiting events would count them twice.
+        self._lock = threading.Lock()
+
+    def run_once(self, now: float | None = None, after_id: int = 0) -> tuple[int, int]:
+        """Profile one batch of waiting events with ids above ``after_id``.
+
+        Returns how many were fetched and the last id fetched (the cursor for the next
+        batch): events still waiting for their reference stay behind, never in the way.
+        """
+        at = time.time() if now is None else now
+        with self._lock, self._db.session() as session, session.begin():
+            query = (
+                select(Event)
+                .where(Event.profiled.is_(False), Event.id > after_id)
+                .order_by(Event.id)
+                .limit(self._batch_size)
+            )
+            if self._db.dialect == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            events = list(session.scalars(query))
+            groups: dict[tuple[str, str], list[Event]] = defaultdict(list)
+            done: list[int] = []
+            for event in events:
+                if event.status >= 400:
+                    done.append(event.id)
+                    self._metrics.profiled.labels("failed").inc()
+                else:
+                    groups[(event.model, event.version)].append(event)
+            for (model, version), members in groups.items():
+                reference = self._references.get(model, version, now=at)
+                if reference is None:
+                    stale = [e.id for e in members if at - e.received_at > self._reference_wait_s]
+                    done.extend(stale)
+                    self._metrics.profiled.labels("skipped").inc(len(stale))
+                    continue
+                by_bucket: dict[int, list[Event]] = defaultdict(list)
+                for event in members:
+                    by_bucket[bucket_of(event.ts, self._bucket_s)].append(event)
+                for bucket, bucket_events in by_bucket.items():
+                    window = _profile(reference.profile, bucket_events)
+                    self._store(session, model, version, bucket, window, at)
+                    done.extend(e.id for e in bucket_events)
+                    self._metrics.profiled.labels("profiled").inc(len(bucket_events))
+            if done:
+                session.execute(update(Event).where(Event.id.in_(done)).values(profiled=True))
+            return len(events), (events[-1].id if events else after_id)
+
+    def _store(
+        self, session: Any, model: str, version: str, bucket: int, window: WindowProfile, at: float
+    ) -> None:
+        key = (model, version, bucket)
+        query = select(WindowProfileRow).where(
+            WindowProfileRow.model == model,
+            WindowProfileRow.version == version,
+            WindowProfileRow.bucket_start == bucket,
+        )
+        if self._db.dialect == "postgresql":
+            query = query.with_for_update()
+        row = session.scalars(query).first()
+        if row is None:
+            session.add(
+                WindowProfileRow(
+                    model=model,
+                    version=version,
+                    bucket_start=bucket,
+                    n_rows=window.n_rows,
+                    data=window.to_bytes(),
+                    updated_at=at,
+                )
+            )
+            session.flush()
+            return
+        try:
+            merged = WindowProfile.from_bytes(row.data).merge(window)
+        except ValueError as exc:  # a reference replaced with other edges: start afresh
+            _log.warning("window %s cannot be merged (%s); starting it again", key, exc)
+            merged = window
+        row.n_rows, row.data, row.updated_at = merged.n_rows, merged.to_bytes(), at
+
+
+def _profile(reference: Any, events: Sequence[Event]) -> WindowProfile:
+    """One window profile of the rows of ``events`` (their columns laid end to end)."""
+    names_in = {name for e in events for name in e.inputs}
+    names_out = {name for e in events for name in e.outputs}
+    features: dict[str, list[Any]] = {name: [] for name in names_in}
+    outputs: dict[str, list[Any]] = {name: [] for name in names_out}
+    total = 0
+    for event in events:
+        n = event.n_rows
+        total += n
+        for columns, source in ((features, event.inputs), (outputs, event.outputs)):
+            for name, values in columns.items():
+                given = source.get(name)
+                # A column that is not one value per row (a tensor) cannot be profiled
+                # per row: its rows count as missing.
+                values.extend(given if given is not None and len(given) == n else [None] * n)
+    return WindowProfile.build(reference, features, outputs, n_rows=total)
+
+
+def merge_range(
+    database: Database, model: str, version: str, since: float | None, until: float | None
+) -> WindowProfile | None:
+    """The merge of a version's stored buckets that start in ``[since, until)``."""
+    query = select(WindowProfileRow.data).where(
+        WindowProfileRow.model == model, WindowProfileRow.version == version
+    )
+    if since is not None:
+        query = query.where(WindowProfileRow.bucket_start >= since)
+    if until is not None:
+        query = query.where(WindowProfileRow.bucket_start < until)
+    with database.session() as session:
+        blobs = list(session.scalars(query))
+    if not blobs:
+        return None
+    return merge_windows(WindowProfile.from_bytes(blob) for blob in blobs)
