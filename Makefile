@@ -82,6 +82,10 @@ bench-inference: install wrk ## Benchmark the runtime against kserve.ModelServer
 bench-gateway: install wrk ## Benchmark the runtime direct vs through the gateway, and upstream clients (wrk; BENCH_DURATION=10)
 	BENCH_DURATION=$(BENCH_DURATION) .venv/bin/python benchmarks/gateway/run.py $(BENCH_ARGS)
 
+.PHONY: bench-evaluation
+bench-evaluation: install ## Drift verdicts from stored profiles vs Evidently (100k, 1M rows), and ingest (a few minutes)
+	BENCH_DURATION=$(BENCH_DURATION) .venv/bin/python benchmarks/evaluation/run.py $(BENCH_ARGS)
+
 .PHONY: fmt
 fmt: install ## Format and auto-fix the code
 	$(UV) run --frozen ruff format .

@@ -86,6 +86,7 @@ def test_evaluation_keeps_its_database_in_the_data_folder_and_reads_the_local_ml
         "ORCHARD_EVALUATION_HOST": "127.0.0.1",
         "ORCHARD_EVALUATION_PORT": "8102",
         "ORCHARD_EVALUATION_DATABASE_URL": f"sqlite:///{cfg.data_dir}/evaluation.db",
+        "ORCHARD_EVALUATION_REPORTS_DIR": str(cfg.data_dir / "reports"),
         "MLFLOW_TRACKING_URI": "http://127.0.0.1:5100",
     }
     assert spec.ready_url == "http://127.0.0.1:8102/readyz"

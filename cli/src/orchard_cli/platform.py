@@ -197,6 +197,8 @@ def evaluation_spec(cfg: PlatformConfig) -> ProcessSpec:
             "ORCHARD_EVALUATION_HOST": cfg.host,
             "ORCHARD_EVALUATION_PORT": str(cfg.evaluation_port),
             "ORCHARD_EVALUATION_DATABASE_URL": f"sqlite:///{cfg.data_dir / 'evaluation.db'}",
+            # Evidently HTML reports (on demand and daily) live with the rest of the state.
+            "ORCHARD_EVALUATION_REPORTS_DIR": str(cfg.data_dir / "reports"),
             "MLFLOW_TRACKING_URI": cfg.mlflow_url,
         },
         ready_url=f"{cfg.evaluation_url}/readyz",

@@ -47,3 +47,37 @@ def reference_profile(n: int = 2_000, seed: int = 0) -> dict[str, Any]:
     )
     outputs = profile_columns({"prediction": rng.integers(0, 2, n)}, {"prediction": "categorical"})
     return ReferenceProfile(n_rows=n, features=features, outputs=outputs).to_dict()
+
+
+def credit_events(
+    rng: Any,
+    n: int,
+    start: int,
+    t0: float,
+    age_shift: float = 0.0,
+    version: str = "1",
+    income_scale: float = 1.0,
+) -> list[dict[str, Any]]:
+    """``n`` one-row events like :func:`reference_profile`'s data, spread over 180 s from
+    ``t0``; ``age_shift`` moves the ages (and makes every prediction 1), ``income_scale``
+    multiplies the incomes."""
+    import numpy as np
+
+    ages = rng.integers(18, 80, n) + age_shift
+    incomes = rng.lognormal(10.8, 0.5, n) * income_scale
+    kinds = rng.choice(["salaried", "self_employed", "contract"], n)
+    predictions = np.ones(n, dtype=int) if age_shift else rng.integers(0, 2, n)
+    return [
+        event(
+            f"{version}-{start + i}",
+            version=version,
+            ts=t0 + i * (180.0 / n),  # spread over three 60 s buckets
+            inputs={
+                "age": [float(ages[i])],
+                "income": [float(incomes[i])],
+                "employment_type": [str(kinds[i])],
+            },
+            outputs={"prediction": [int(predictions[i])]},
+        )
+        for i in range(n)
+    ]

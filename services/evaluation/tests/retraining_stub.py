@@ -23,7 +23,8 @@ class RetrainingStub:
     async def start(self) -> RetrainingStub:
         app = web.Application()
         app.router.add_post("/v1/triggers", self._triggers)
-        self._runner = web.AppRunner(app, access_log=None)
+        # A connection the evaluation service keeps alive must not hold the stop up for 60 s.
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

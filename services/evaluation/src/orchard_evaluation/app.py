@@ -15,11 +15,13 @@ from starlette.concurrency import run_in_threadpool
 from orchard_core import create_app as create_core_app
 from orchard_core import new_registry
 from orchard_evaluation.api.router import API_ROUTERS
-from orchard_evaluation.background import maintain, profile_continuously
+from orchard_evaluation.background import every, maintain, profile_continuously
 from orchard_evaluation.db import Database
 from orchard_evaluation.metrics import EvaluationMetrics
+from orchard_evaluation.monitor import Monitor, MonitorGauges
 from orchard_evaluation.profiler import WindowProfiler
 from orchard_evaluation.references import MlflowReferenceLoader, ReferenceStore
+from orchard_evaluation.reports import Reporter, report_periodically
 from orchard_evaluation.settings import EvaluationSettings
 from orchard_evaluation.store import EventStore
 from orchard_evaluation.triggers import TriggerSender
@@ -43,6 +45,7 @@ def create_app(
     """Build the evaluation app; its lifespan opens (and migrates) the database."""
     registry = registry if registry is not None else new_registry()
     metrics = EvaluationMetrics(registry)
+    gauges = MonitorGauges(registry)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,11 +74,29 @@ def create_app(
             reference_wait_s=settings.reference_wait_s,
         )
         app.state.profiler = profiler
+        app.state.monitor = Monitor(
+            database, app.state.references, app.state.triggers, gauges, settings
+        )
         tasks = [
             asyncio.create_task(app.state.triggers.run(), name="trigger-delivery"),
             asyncio.create_task(profile_continuously(profiler, settings), name="profiling"),
             asyncio.create_task(maintain(app.state.store, metrics, settings), name="retention"),
+            asyncio.create_task(
+                report_periodically(
+                    Reporter(database, app.state.references, settings.reports_dir),
+                    database,
+                    settings.report_interval_s,
+                ),
+                name="reports",
+            ),
         ]
+        if settings.monitor_interval_s > 0:
+            tasks.append(
+                asyncio.create_task(
+                    every(settings.monitor_interval_s, "monitoring", app.state.monitor.run_pass),
+                    name="monitoring",
+                )
+            )
         try:
             yield
         finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from orchard_core import ServiceSettings
@@ -103,3 +103,57 @@ class EvaluationSettings(ServiceSettings):
             "after that they are kept for error rates and exports but left out of drift."
         ),
     )
+    monitor_interval_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="How often every active version is evaluated in the background (0: never).",
+    )
+    monitor_window_s: float = Field(
+        default=3_600.0,
+        gt=0,
+        description="The range background drift is judged over (and what makes a version active).",
+    )
+    quality_window_s: float = Field(
+        default=DAY_S,
+        gt=0,
+        description="The range background quality (realized, estimated, concept drift) covers.",
+    )
+    quality_drop_tolerance: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        description="Accuracy this far below the version's training accuracy is a quality drop.",
+    )
+    min_labels: int = Field(
+        default=100,
+        ge=1,
+        description="Fewest labels before realized accuracy is trusted over the estimate.",
+    )
+    concept_drift_method: str = Field(
+        default="adwin",
+        description="The concept drift detector on the error stream: adwin, page_hinkley or ddm.",
+    )
+    reports_dir: str = Field(
+        default=".orchard/reports",
+        description="Folder Evidently HTML reports are written to (the service never prunes it).",
+    )
+
+    report_interval_s: float = Field(
+        default=float(DAY_S),
+        ge=0,
+        description=(
+            "How often an Evidently HTML report is made for each version with traffic in the "
+            "last interval (0: never)."
+        ),
+    )
+
+    @field_validator("concept_drift_method")
+    @classmethod
+    def _known_detector(cls, value: str) -> str:
+        from orchard_evaluation.quality import detector_methods
+
+        known = detector_methods()
+        normalized = value.strip().lower().replace("-", "_")
+        if normalized not in known:
+            raise ValueError(f"unknown detector {value!r}; known: {', '.join(known)}")
+        return normalized

@@ -8,37 +8,9 @@ from typing import Any
 import numpy as np
 
 from ..conftest import Evaluation, MakeEvaluation
-from ..factories import event, reference_profile
+from ..factories import credit_events, reference_profile
 
 T0 = 1_700_000_040.0  # a bucket boundary for 60 s buckets, in the past
-
-
-def _events(
-    rng: np.random.Generator,
-    n: int,
-    start: int,
-    t0: float,
-    age_shift: float = 0.0,
-    version: str = "1",
-) -> list[dict[str, Any]]:
-    ages = rng.integers(18, 80, n) + age_shift
-    incomes = rng.lognormal(10.8, 0.5, n)
-    kinds = rng.choice(["salaried", "self_employed", "contract"], n)
-    predictions = np.ones(n, dtype=int) if age_shift else rng.integers(0, 2, n)
-    return [
-        event(
-            f"{version}-{start + i}",
-            version=version,
-            ts=t0 + i * (180.0 / n),  # spread over three 60 s buckets
-            inputs={
-                "age": [float(ages[i])],
-                "income": [float(incomes[i])],
-                "employment_type": [str(kinds[i])],
-            },
-            outputs={"prediction": [int(predictions[i])]},
-        )
-        for i in range(n)
-    ]
 
 
 async def _setup(evaluation: Evaluation) -> None:
@@ -64,9 +36,9 @@ async def test_drift_over_any_range_is_a_merge_of_buckets(make_evaluation: MakeE
     rng = np.random.default_rng(0)
     async with make_evaluation(profile_interval_s=3_600) as evaluation:
         await _setup(evaluation)
-        await evaluation.client.post("/v1/events", json=_events(rng, 1_500, 0, T0))
+        await evaluation.client.post("/v1/events", json=credit_events(rng, 1_500, 0, T0))
         await evaluation.client.post(
-            "/v1/events", json=_events(rng, 1_500, 10_000, T0 + 180, age_shift=20)
+            "/v1/events", json=credit_events(rng, 1_500, 10_000, T0 + 180, age_shift=20)
         )
         fetched, _ = evaluation.app.state.profiler.run_once()
         assert fetched == 3_000
@@ -107,7 +79,7 @@ async def test_events_wait_for_their_reference_then_are_skipped(
 ) -> None:
     rng = np.random.default_rng(1)
     async with make_evaluation(profile_interval_s=3_600, reference_wait_s=60) as evaluation:
-        await evaluation.client.post("/v1/events", json=_events(rng, 10, 0, T0, version="7"))
+        await evaluation.client.post("/v1/events", json=credit_events(rng, 10, 0, T0, version="7"))
         profiler = evaluation.app.state.profiler
         assert profiler.run_once()[0] == 10
         assert profiler.run_once()[0] == 10  # still waiting for the reference: fetched again

@@ -8,10 +8,12 @@ from orchard_evaluation.api import (
     compare,
     drift,
     events,
+    experiments,
     exports,
     feedback,
     profiles,
     quality,
+    reports,
     triggers,
 )
 
@@ -26,4 +28,6 @@ API_ROUTERS: tuple[APIRouter, ...] = (
     profiles.router,
     compare.router,
     drift.router,
+    experiments.router,
+    reports.router,
 )

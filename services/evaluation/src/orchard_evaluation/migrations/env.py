@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import orchard_evaluation.report_store  # noqa: F401 - registers the reports table
 from orchard_evaluation.tables import Base
 
 connection = context.config.attributes.get("connection")
