@@ -32,6 +32,8 @@ __all__ = ["evidently_side", "orchard_side", "prepare", "rss_mib"]
 
 MODEL: Final = "bench-drift"
 BUCKET_S: Final = 60
+# The service's default rollup width: a range reads the hours inside it, minutes at its edges.
+ROLLUP_S: Final = 3_600
 REFERENCE_SEED: Final = 1
 CURRENT_SEED: Final = 2
 # Evidently's names for its methods, as ``orchard_evaluation.drift`` names them.
@@ -67,9 +69,11 @@ def prepare(db_url: str, rows: int, reference_rows: int, bucket_rows: int) -> di
     from orchard_core.profiles import ReferenceProfile, WindowProfile, profile_columns
     from orchard_evaluation.db import Database
     from orchard_evaluation.references import ReferenceStore
-    from orchard_evaluation.tables import WindowProfileRow
+    from orchard_evaluation.windows import WindowStore
 
     database = Database.open(db_url)
+    # Stored the way the service's profiler stores them: each bucket and its hourly rollup.
+    windows = WindowStore(database, BUCKET_S, ROLLUP_S)
     version = version_of(rows)
     started = time.perf_counter()
     reference = ReferenceProfile(
@@ -90,16 +94,8 @@ def prepare(db_url: str, rows: int, reference_rows: int, bucket_rows: int) -> di
         blob = WindowProfile.build(reference, chunk).to_bytes()
         built = time.perf_counter()
         with database.session() as session, session.begin():
-            session.add(
-                WindowProfileRow(
-                    model=MODEL,
-                    version=version,
-                    bucket_start=index * BUCKET_S,
-                    n_rows=min(bucket_rows, rows - start),
-                    data=blob,
-                    updated_at=time.time(),
-                )
-            )
+            window = WindowProfile.from_bytes(blob)
+            windows.add(session, MODEL, version, index * BUCKET_S, window, time.time())
         build_s += built - begun
         store_s += time.perf_counter() - built
         stored_bytes += len(blob)
@@ -122,8 +118,8 @@ def orchard_side(db_url: str, rows: int, repeats: int) -> dict[str, Any]:
     """Time ``merge_range`` + ``detect_drift`` over the whole stored window, ``repeats`` times."""
     from orchard_evaluation.db import Database
     from orchard_evaluation.drift import detect_drift
-    from orchard_evaluation.profiler import merge_range
     from orchard_evaluation.references import ReferenceStore
+    from orchard_evaluation.windows import WindowStore
 
     database = Database.open(db_url, run_migrations=False)
     version = version_of(rows)
@@ -135,7 +131,7 @@ def orchard_side(db_url: str, rows: int, repeats: int) -> dict[str, Any]:
     verdict = None
     for _ in range(repeats):
         started = time.perf_counter()
-        window = merge_range(database, MODEL, version, None, None)
+        window = WindowStore(database, BUCKET_S, ROLLUP_S).merge_range(MODEL, version, None, None)
         merged = time.perf_counter()
         if window is None:
             raise SystemExit(f"no window profiles for {MODEL} {version}: run prepare first")

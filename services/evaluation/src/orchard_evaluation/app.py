@@ -25,6 +25,7 @@ from orchard_evaluation.reports import Reporter, report_periodically
 from orchard_evaluation.settings import EvaluationSettings
 from orchard_evaluation.store import EventStore
 from orchard_evaluation.triggers import TriggerSender
+from orchard_evaluation.windows import WindowStore
 
 __all__ = ["create_app"]
 
@@ -65,17 +66,19 @@ def create_app(
             cooldown_s=settings.trigger_cooldown_s,
             max_age_s=settings.trigger_max_age_s,
         )
+        windows = WindowStore(database, settings.bucket_s, settings.rollup_s)
+        app.state.windows = windows
         profiler = WindowProfiler(
             database,
             app.state.references,
             metrics,
-            bucket_s=settings.bucket_s,
+            windows,
             batch_size=settings.profile_batch_size,
             reference_wait_s=settings.reference_wait_s,
         )
         app.state.profiler = profiler
         app.state.monitor = Monitor(
-            database, app.state.references, app.state.triggers, gauges, settings
+            database, windows, app.state.references, app.state.triggers, gauges, settings
         )
         tasks = [
             asyncio.create_task(app.state.triggers.run(), name="trigger-delivery"),
@@ -84,7 +87,7 @@ def create_app(
             asyncio.create_task(
                 report_periodically(
                     Reporter(database, app.state.references, settings.reports_dir),
-                    database,
+                    windows,
                     settings.report_interval_s,
                 ),
                 name="reports",

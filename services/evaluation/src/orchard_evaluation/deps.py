@@ -13,8 +13,18 @@ from orchard_evaluation.references import ReferenceStore
 from orchard_evaluation.settings import EvaluationSettings
 from orchard_evaluation.store import EventStore
 from orchard_evaluation.triggers import TriggerSender
+from orchard_evaluation.windows import WindowStore
 
-__all__ = ["BodyDep", "DatabaseDep", "MetricsDep", "SettingsDep", "StoreDep", "TriggersDep"]
+__all__ = [
+    "BodyDep",
+    "DatabaseDep",
+    "MetricsDep",
+    "ReferencesDep",
+    "SettingsDep",
+    "StoreDep",
+    "TriggersDep",
+    "WindowsDep",
+]
 
 
 async def get_settings(request: Request) -> EvaluationSettings:
@@ -42,6 +52,11 @@ async def get_triggers(request: Request) -> TriggerSender:
     return cast(TriggerSender, request.app.state.triggers)
 
 
+async def get_windows(request: Request) -> WindowStore:
+    """Window profiles: fine buckets and their rollups."""
+    return cast(WindowStore, request.app.state.windows)
+
+
 async def get_metrics(request: Request) -> EvaluationMetrics:
     """The service's own metrics."""
     return cast(EvaluationMetrics, request.app.state.metrics)
@@ -65,3 +80,4 @@ BodyDep = Annotated[bytes, Depends(read_body)]
 TriggersDep = Annotated[TriggerSender, Depends(get_triggers)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 ReferencesDep = Annotated[ReferenceStore, Depends(get_references)]
+WindowsDep = Annotated[WindowStore, Depends(get_windows)]

@@ -11,10 +11,9 @@ from typing import Any
 
 from orchard_core.errors import InvalidInput, NotFound
 from orchard_core.profiles import WindowProfile
-from orchard_evaluation.db import Database
 from orchard_evaluation.drift import DatasetDrift, DriftOptions, detect_drift
-from orchard_evaluation.profiler import merge_range
 from orchard_evaluation.references import ReferenceStore
+from orchard_evaluation.windows import WindowStore
 
 __all__ = ["DriftResult", "drift_of", "drift_report"]
 
@@ -22,7 +21,7 @@ DriftResult = tuple[DatasetDrift, DatasetDrift, int]
 
 
 def drift_of(
-    database: Database,
+    windows: WindowStore,
     references: ReferenceStore,
     model: str,
     version: str,
@@ -42,7 +41,7 @@ def drift_of(
             f"no reference profile for {model} version {version}: drift needs one "
             "(PUT /v1/profiles/{model}/{version}, or register it in MLflow)"
         )
-    window = merge_range(database, model, version, since, until) or WindowProfile(0, {})
+    window = windows.merge_range(model, version, since, until) or WindowProfile(0, {})
     try:
         data = detect_drift(reference.profile.features, window.features, options=options)
         prediction = detect_drift(reference.profile.outputs, window.outputs, options=options)
@@ -52,7 +51,7 @@ def drift_of(
 
 
 def drift_report(
-    database: Database,
+    windows: WindowStore,
     references: ReferenceStore,
     model: str,
     version: str,
@@ -61,7 +60,7 @@ def drift_report(
     options: DriftOptions | None = None,
 ) -> dict[str, Any]:
     """:func:`drift_of` as JSON-ready data."""
-    data, prediction, n_rows = drift_of(database, references, model, version, since, until, options)
+    data, prediction, n_rows = drift_of(windows, references, model, version, since, until, options)
     return {
         "model": model,
         "version": version,

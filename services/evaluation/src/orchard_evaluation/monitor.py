@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from orchard_core.errors import OrchardError
@@ -33,8 +32,8 @@ from orchard_evaluation.drift_report import drift_of
 from orchard_evaluation.quality_report import QualityQuery, evaluate_quality
 from orchard_evaluation.references import ReferenceStore
 from orchard_evaluation.settings import EvaluationSettings
-from orchard_evaluation.tables import WindowProfileRow
 from orchard_evaluation.triggers import Trigger, TriggerSender
+from orchard_evaluation.windows import WindowStore
 
 __all__ = ["Monitor", "MonitorGauges"]
 
@@ -154,12 +153,14 @@ class Monitor:
     def __init__(
         self,
         database: Database,
+        windows: WindowStore,
         references: ReferenceStore,
         triggers: TriggerSender,
         gauges: MonitorGauges,
         settings: EvaluationSettings,
     ) -> None:
         self._db = database
+        self._windows = windows
         self._references = references
         self._triggers = triggers
         self._gauges = gauges
@@ -178,21 +179,14 @@ class Monitor:
         return results
 
     def _active(self, now: float) -> list[tuple[str, str]]:
-        since = now - self._settings.monitor_window_s
-        with self._db.session() as session:
-            rows = session.execute(
-                select(WindowProfileRow.model, WindowProfileRow.version)
-                .where(WindowProfileRow.bucket_start >= since)
-                .distinct()
-            ).all()
-        return sorted((row.model, row.version) for row in rows)
+        return self._windows.active_versions(now - self._settings.monitor_window_s)
 
     async def _evaluate(self, model: str, version: str, now: float) -> VersionResult:
         settings = self._settings
         offered: list[str] = []
         data, prediction, n_rows = await run_in_threadpool(
             drift_of,
-            self._db,
+            self._windows,
             self._references,
             model,
             version,

@@ -3,7 +3,8 @@
 Ingest only stores raw events (fast, idempotent). This loop then takes events not yet
 profiled, in id order, groups them by (model, version, bucket), profiles each group against
 the version's reference (its columns, kinds and histogram edges), merges the result into the
-bucket's stored :class:`WindowProfile` and marks the events profiled — all in one
+bucket's stored :class:`WindowProfile` and its rollup (see :mod:`windows`) and marks the
+events profiled — all in one
 transaction, so each event is counted exactly once even if the service stops halfway. On
 PostgreSQL the events are claimed with ``FOR UPDATE SKIP LOCKED``, so several replicas can
 run the loop side by side.
@@ -18,7 +19,6 @@ error rates, which read raw events.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections import defaultdict
@@ -27,20 +27,16 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from orchard_core.profiles import WindowProfile, merge_windows
+from orchard_core.profiles import WindowProfile
 from orchard_evaluation.db import Database
 from orchard_evaluation.metrics import EvaluationMetrics
 from orchard_evaluation.references import ReferenceStore
-from orchard_evaluation.tables import Event, WindowProfileRow
+from orchard_evaluation.tables import Event
+from orchard_evaluation.windows import WindowStore
 
-__all__ = ["WindowProfiler", "bucket_of", "merge_range"]
+__all__ = ["WindowProfiler"]
 
 _log = logging.getLogger("orchard.evaluation.profiler")
-
-
-def bucket_of(ts: float, bucket_s: int) -> int:
-    """The start (Unix seconds) of the bucket holding ``ts``."""
-    return int(math.floor(ts / bucket_s) * bucket_s)
 
 
 class WindowProfiler:
@@ -51,15 +47,15 @@ class WindowProfiler:
         database: Database,
         references: ReferenceStore,
         metrics: EvaluationMetrics,
+        windows: WindowStore,
         *,
-        bucket_s: int,
         batch_size: int,
         reference_wait_s: float,
     ) -> None:
         self._db = database
         self._references = references
         self._metrics = metrics
-        self._bucket_s = bucket_s
+        self._windows = windows
         self._batch_size = batch_size
         self._reference_wait_s = reference_wait_s
         # One pass at a time in this process: SQLite has no SKIP LOCKED, and two passes
@@ -100,47 +96,15 @@ class WindowProfiler:
                     continue
                 by_bucket: dict[int, list[Event]] = defaultdict(list)
                 for event in members:
-                    by_bucket[bucket_of(event.ts, self._bucket_s)].append(event)
+                    by_bucket[self._windows.bucket_of(event.ts)].append(event)
                 for bucket, bucket_events in by_bucket.items():
                     window = _profile(reference.profile, bucket_events)
-                    self._store(session, model, version, bucket, window, at)
+                    self._windows.add(session, model, version, bucket, window, at)
                     done.extend(e.id for e in bucket_events)
                     self._metrics.profiled.labels("profiled").inc(len(bucket_events))
             if done:
                 session.execute(update(Event).where(Event.id.in_(done)).values(profiled=True))
             return len(events), (events[-1].id if events else after_id)
-
-    def _store(
-        self, session: Any, model: str, version: str, bucket: int, window: WindowProfile, at: float
-    ) -> None:
-        key = (model, version, bucket)
-        query = select(WindowProfileRow).where(
-            WindowProfileRow.model == model,
-            WindowProfileRow.version == version,
-            WindowProfileRow.bucket_start == bucket,
-        )
-        if self._db.dialect == "postgresql":
-            query = query.with_for_update()
-        row = session.scalars(query).first()
-        if row is None:
-            session.add(
-                WindowProfileRow(
-                    model=model,
-                    version=version,
-                    bucket_start=bucket,
-                    n_rows=window.n_rows,
-                    data=window.to_bytes(),
-                    updated_at=at,
-                )
-            )
-            session.flush()
-            return
-        try:
-            merged = WindowProfile.from_bytes(row.data).merge(window)
-        except ValueError as exc:  # a reference replaced with other edges: start afresh
-            _log.warning("window %s cannot be merged (%s); starting it again", key, exc)
-            merged = window
-        row.n_rows, row.data, row.updated_at = merged.n_rows, merged.to_bytes(), at
 
 
 def _profile(reference: Any, events: Sequence[Event]) -> WindowProfile:
@@ -160,21 +124,3 @@ def _profile(reference: Any, events: Sequence[Event]) -> WindowProfile:
                 # per row: its rows count as missing.
                 values.extend(given if given is not None and len(given) == n else [None] * n)
     return WindowProfile.build(reference, features, outputs, n_rows=total)
-
-
-def merge_range(
-    database: Database, model: str, version: str, since: float | None, until: float | None
-) -> WindowProfile | None:
-    """The merge of a version's stored buckets that start in ``[since, until)``."""
-    query = select(WindowProfileRow.data).where(
-        WindowProfileRow.model == model, WindowProfileRow.version == version
-    )
-    if since is not None:
-        query = query.where(WindowProfileRow.bucket_start >= since)
-    if until is not None:
-        query = query.where(WindowProfileRow.bucket_start < until)
-    with database.session() as session:
-        blobs = list(session.scalars(query))
-    if not blobs:
-        return None
-    return merge_windows(WindowProfile.from_bytes(blob) for blob in blobs)

@@ -31,7 +31,6 @@ from typing import Any, Final
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from orchard_core.errors import InvalidInput, NotFound, OrchardError
@@ -53,7 +52,7 @@ from orchard_evaluation.report_store import (
     Trigger,
 )
 from orchard_evaluation.rows import RowQuery, iter_rows
-from orchard_evaluation.tables import WindowProfileRow
+from orchard_evaluation.windows import WindowStore
 
 __all__ = [
     "NothingToReport",
@@ -355,18 +354,12 @@ class Reporter:
 
 
 def report_active_versions(
-    reporter: Reporter, database: Database, since: float, until: float
+    reporter: Reporter, windows: WindowStore, since: float, until: float
 ) -> list[ReportRow]:
     """One scheduled pass: a report over ``[since, until)`` per version with window profiles
     there. A failure is recorded and logged, and the pass goes on; an empty window is skipped.
     """
-    with database.session() as session:
-        active = session.execute(
-            select(WindowProfileRow.model, WindowProfileRow.version)
-            .where(WindowProfileRow.bucket_start >= since, WindowProfileRow.bucket_start < until)
-            .distinct()
-            .order_by(WindowProfileRow.model, WindowProfileRow.version)
-        ).all()
+    active = windows.active_versions(since, until)
     made: list[ReportRow] = []
     for model, version in active:
         try:
@@ -383,7 +376,7 @@ def report_active_versions(
     return made
 
 
-async def report_periodically(reporter: Reporter, database: Database, interval_s: float) -> None:
+async def report_periodically(reporter: Reporter, windows: WindowStore, interval_s: float) -> None:
     """Every ``interval_s`` (0: never), report each version active in the last interval."""
     if interval_s <= 0:
         return
@@ -392,7 +385,7 @@ async def report_periodically(reporter: Reporter, database: Database, interval_s
         until = time.time()
         try:
             made = await run_in_threadpool(
-                report_active_versions, reporter, database, until - interval_s, until
+                report_active_versions, reporter, windows, until - interval_s, until
             )
             _log.info("scheduled reports: %d made", len(made))
         except asyncio.CancelledError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from orchard_core import ServiceSettings
@@ -42,6 +42,15 @@ class EvaluationSettings(ServiceSettings):
         description=(
             "Width of the time buckets window profiles are kept in. A drift verdict over any "
             "range merges the buckets it covers, so this is the finest range it can tell."
+        ),
+    )
+    rollup_s: int = Field(
+        default=3_600,
+        ge=1,
+        description=(
+            "Width of the rollup buckets (a multiple of bucket_s): a range is answered with "
+            "the rollups inside it plus the fine buckets at its edges. Changing either width "
+            "leaves profiles stored at the old widths out of later answers."
         ),
     )
     profile_interval_s: float = Field(
@@ -157,3 +166,11 @@ class EvaluationSettings(ServiceSettings):
         if normalized not in known:
             raise ValueError(f"unknown detector {value!r}; known: {', '.join(known)}")
         return normalized
+
+    @model_validator(mode="after")
+    def _rollup_of_buckets(self) -> EvaluationSettings:
+        if self.rollup_s % self.bucket_s:
+            raise ValueError(
+                f"rollup_s ({self.rollup_s}) must be a multiple of bucket_s ({self.bucket_s})"
+            )
+        return self

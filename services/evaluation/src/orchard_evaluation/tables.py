@@ -104,12 +104,14 @@ class Label(Base):
 
 
 class WindowProfileRow(Base):
-    """A mergeable profile of one model version's traffic in one time bucket."""
+    """A mergeable profile of one model version's traffic in one time bucket: a fine one
+    (``width_s`` = bucket_s) or an hourly rollup of them (``width_s`` = rollup_s)."""
 
     __tablename__ = "window_profiles"
 
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
     version: Mapped[str] = mapped_column(String(100), primary_key=True)
+    width_s: Mapped[int] = mapped_column(Integer, primary_key=True)
     bucket_start: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     n_rows: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -163,7 +163,7 @@ async def test_a_scheduled_pass_reports_each_active_version(
 
         state = evaluation.app.state
         reporter = Reporter(state.database, state.references, reports_dir)
-        made = report_active_versions(reporter, state.database, now - 3_600, now + 60)
+        made = report_active_versions(reporter, state.windows, now - 3_600, now + 60)
 
         assert sorted(r.version for r in made) == ["1", "2"]
         listed = (await evaluation.client.get("/v1/reports")).json()["reports"]
@@ -197,7 +197,7 @@ async def test_a_failing_generation_is_recorded_as_failed(
 
         state = evaluation.app.state
         reporter = Reporter(state.database, state.references, reports_dir)
-        assert report_active_versions(reporter, state.database, now - 3_600, now + 60) == []
+        assert report_active_versions(reporter, state.windows, now - 3_600, now + 60) == []
 
         listed = (await evaluation.client.get("/v1/reports")).json()["reports"]
         assert [(r["trigger"], r["status"]) for r in listed] == [
@@ -233,7 +233,7 @@ async def test_an_interval_of_zero_disables_scheduled_reports(
 ) -> None:
     state = evaluation.app.state
     reporter = Reporter(state.database, state.references, reports_dir)
-    await report_periodically(reporter, state.database, 0)  # returns at once
+    await report_periodically(reporter, state.windows, 0)  # returns at once
 
 
 def test_the_reference_is_resampled_from_the_profile_marginals() -> None:

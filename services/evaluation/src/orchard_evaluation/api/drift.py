@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from orchard_core.errors import InvalidInput
 from orchard_core.responses import json_response
-from orchard_evaluation.deps import DatabaseDep, ReferencesDep
+from orchard_evaluation.deps import ReferencesDep, WindowsDep
 from orchard_evaluation.drift import DriftOptions
 from orchard_evaluation.drift_report import drift_report
 
@@ -22,7 +22,7 @@ router = APIRouter(prefix="/v1", tags=["drift"])
 
 @router.get("/drift")
 async def drift(
-    database: DatabaseDep,
+    windows: WindowsDep,
     references: ReferencesDep,
     model: str,
     version: str,
@@ -46,7 +46,7 @@ async def drift(
     except (TypeError, ValueError) as exc:
         raise InvalidInput(str(exc)) from None
     report = await run_in_threadpool(
-        drift_report, database, references, model, version, since, until, options
+        drift_report, windows, references, model, version, since, until, options
     )
     return json_response(report)
 
