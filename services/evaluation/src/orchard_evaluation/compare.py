@@ -13,9 +13,10 @@ an always-valid test so that retraining may ask at every step interval:
   ``accuracy_margin`` (left out until there are labels);
 - ``traffic_split``: sample-ratio mismatch against ``candidate_weight`` when it is given.
 
-Reported beside them, not gated: p50 and p99 latency per arm with bootstrap intervals, and
-the label-free (CBPE) accuracy estimate per arm. The overall verdict: any FAIL fails, all
-PASS passes, otherwise (or with no signal at all) INCONCLUSIVE.
+Reported beside them, not gated: p50 and p99 latency per arm with bootstrap intervals, the
+output distribution (the candidate's window profiles judged against the baseline's with the
+drift tests), and the label-free (CBPE) accuracy estimate per arm. The overall verdict: any
+FAIL fails, all PASS passes, otherwise (or with no signal at all) INCONCLUSIVE.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from sqlalchemy import select
 
 from orchard_core.errors import InvalidInput, NotFound
 from orchard_evaluation.db import Database
+from orchard_evaluation.drift import DriftOptions, detect_drift
 from orchard_evaluation.quality import estimate_classification_quality
 from orchard_evaluation.rows import RowQuery, iter_rows
 from orchard_evaluation.stats import (
@@ -41,6 +43,7 @@ from orchard_evaluation.stats import (
     srm_check,
 )
 from orchard_evaluation.tables import Event
+from orchard_evaluation.windows import WindowStore
 
 __all__ = ["CompareQuery", "compare_versions"]
 
@@ -68,7 +71,9 @@ class CompareQuery:
     lookback_s: float = 3_600.0
 
 
-def compare_versions(database: Database, query: CompareQuery) -> dict[str, Any]:
+def compare_versions(
+    database: Database, query: CompareQuery, windows: WindowStore | None = None
+) -> dict[str, Any]:
     """The canary analysis (see the module docs) as JSON-ready data.
 
     Raises:
@@ -151,6 +156,7 @@ def compare_versions(database: Database, query: CompareQuery) -> dict[str, Any]:
         "correction": {"method": "bonferroni", "family_alpha": query.alpha, "per_signal": alpha},
         "signals": signals,
         "latency_quantiles": _quantiles(base, cand),
+        "output_distribution": _output_distribution(windows, query),
         "estimated_accuracy": {
             "baseline": _estimated_accuracy(base_labels[1]),
             "candidate": _estimated_accuracy(cand_labels[1]),
@@ -248,6 +254,31 @@ def _quantiles(
     if a.size == 0 or b.size == 0:
         return None
     return [q.to_dict() for q in compare_quantiles(a, b, quantiles=(0.5, 0.99))]
+
+
+def _output_distribution(windows: WindowStore | None, query: CompareQuery) -> dict[str, Any]:
+    """The candidate's outputs against the baseline's over the window, from window profiles
+    (the tests of :mod:`drift`, the baseline as reference). Reported, not gated: a retrained
+    candidate is expected to answer somewhat differently."""
+    if windows is None:
+        return {"verdict": Verdict.INCONCLUSIVE.value, "reason": "window profiles not available"}
+    base = windows.merge_range(query.model, query.baseline, query.since, query.until)
+    cand = windows.merge_range(query.model, query.candidate, query.since, query.until)
+    if base is None or cand is None:
+        return {
+            "verdict": Verdict.INCONCLUSIVE.value,
+            "reason": "no window profiles of one of the versions in the window yet",
+        }
+    drift = detect_drift(
+        base.outputs, cand.outputs, options=DriftOptions(min_rows=query.min_samples)
+    )
+    if drift.dataset_drifted is None:
+        verdict, reason = Verdict.INCONCLUSIVE, "not enough data for a verdict"
+    elif drift.dataset_drifted:
+        verdict, reason = Verdict.FAIL, "the candidate's outputs are distributed differently"
+    else:
+        verdict, reason = Verdict.PASS, "the outputs are distributed alike"
+    return {"verdict": verdict.value, "reason": reason, "gated": False, **drift.to_dict()}
 
 
 def _estimated_accuracy(probabilities: list[Any]) -> dict[str, Any] | None:

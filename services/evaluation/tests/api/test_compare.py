@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from ..conftest import Evaluation
-from ..factories import event
+from ..conftest import Evaluation, MakeEvaluation
+from ..factories import event, reference_profile
 
-SINCE = 100_000.0
+SINCE = 100_020.0  # on a 60 s bucket boundary: ranges cover the buckets starting in them
 
 
 async def _traffic(
@@ -22,13 +22,14 @@ async def _traffic(
     latency_ms: float = 5.0,
     accuracy: float | None = None,
     t0: float = SINCE,
+    always: int | None = None,
 ) -> None:
     events: list[dict[str, Any]] = []
     labels: list[dict[str, Any]] = []
     for i in range(n):
         request_id = f"{version}-{t0}-{i}"
         failed = rng.uniform() < error_rate
-        predicted = int(rng.uniform() < 0.5)
+        predicted = int(rng.uniform() < 0.5) if always is None else always
         events.append(
             event(
                 request_id,
@@ -137,3 +138,27 @@ async def test_bad_compare_requests_are_4xx(evaluation: Evaluation) -> None:
     assert (await evaluation.client.get("/v1/compare", params=no_since)).status_code == 400
     weight = await evaluation.client.get("/v1/compare", params={**base, "candidate_weight": 2})
     assert weight.status_code == 400
+
+
+async def test_the_output_distribution_is_compared_from_window_profiles(
+    make_evaluation: MakeEvaluation,
+) -> None:
+    rng = np.random.default_rng(6)
+    async with make_evaluation(profile_interval_s=3_600) as evaluation:
+        for version in ("1", "2"):
+            await evaluation.client.put(
+                f"/v1/profiles/credit-risk/{version}", json={"profile": reference_profile()}
+            )
+        await _traffic(evaluation, rng, "1", 600)
+        await _traffic(evaluation, rng, "2", 600)
+        evaluation.app.state.profiler.run_once()
+        alike = (await _compare(evaluation))["output_distribution"]
+        assert alike["verdict"] == "PASS"
+        assert alike["gated"] is False
+        assert alike["columns"][0]["method"] == "z"  # a binary output, under 1,000 baseline rows
+
+        await _traffic(evaluation, rng, "2", 3_000, t0=SINCE + 60, always=1)
+        evaluation.app.state.profiler.run_once()
+        report = await _compare(evaluation)
+        assert report["output_distribution"]["verdict"] == "FAIL"
+        assert report["verdict"] != "FAIL"  # reported, not gated

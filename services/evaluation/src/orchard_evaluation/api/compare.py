@@ -10,7 +10,7 @@ from starlette.responses import Response
 
 from orchard_core.responses import json_response
 from orchard_evaluation.compare import CompareQuery, compare_versions
-from orchard_evaluation.deps import DatabaseDep
+from orchard_evaluation.deps import DatabaseDep, WindowsDep
 
 __all__ = ["router"]
 
@@ -20,6 +20,7 @@ router = APIRouter(prefix="/v1", tags=["canary"])
 @router.get("/compare")
 async def compare(
     database: DatabaseDep,
+    windows: WindowsDep,
     model: str,
     baseline: Annotated[str, Query(description="The serving version (the champion).")],
     candidate: Annotated[str, Query(description="The version being rolled out.")],
@@ -54,4 +55,4 @@ async def compare(
         min_samples=min_samples,
         alpha=alpha,
     )
-    return json_response(await run_in_threadpool(compare_versions, database, query))
+    return json_response(await run_in_threadpool(compare_versions, database, query, windows))
