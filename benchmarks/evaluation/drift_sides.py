@@ -18,7 +18,6 @@ import resource
 import statistics
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
@@ -36,15 +35,6 @@ BUCKET_S: Final = 60
 ROLLUP_S: Final = 3_600
 REFERENCE_SEED: Final = 1
 CURRENT_SEED: Final = 2
-# Evidently's names for its methods, as ``orchard_evaluation.drift`` names them.
-EVIDENTLY_METHODS: Final = {
-    "Wasserstein distance (normed)": "wasserstein",
-    "Jensen-Shannon distance": "jensenshannon",
-    "K-S p_value": "ks",
-    "chi-square p_value": "chisquare",
-    "Z-test p_value": "z",
-    "PSI": "psi",
-}
 
 
 def rss_mib() -> float:
@@ -164,31 +154,18 @@ def evidently_side(rows: int, reference_rows: int, repeats: int) -> dict[str, An
     """Time Evidently's ``DataDriftPreset`` on the raw reference and current rows."""
     import pandas as pd
 
-    with warnings.catch_warnings():
-        # evidently 0.7.23 trips deprecations in its own and its dependencies' code at import.
-        warnings.simplefilter("ignore")
-        from evidently import DataDefinition, Dataset, Report
-        from evidently.presets import DataDriftPreset
+    from orchard_evaluation.drift.evidently_check import evidently_drift
 
     reference = pd.DataFrame(columns(reference_rows, REFERENCE_SEED, shifted=False))
     current = pd.DataFrame(columns(rows, CURRENT_SEED, shifted=True))
     rss_before = rss_mib()
     times = []
-    data: dict[str, Any] = {}
+    found = None
     for _ in range(repeats):
         started = time.perf_counter()
-        definition = DataDefinition(
-            numerical_columns=list(NUMERIC), categorical_columns=list(CATEGORICAL)
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            snapshot = Report([DataDriftPreset()], include_tests=True).run(
-                Dataset.from_pandas(current, data_definition=definition),
-                Dataset.from_pandas(reference, data_definition=definition),
-            )
-            data = snapshot.dict()
+        found = evidently_drift(reference, current, NUMERIC, CATEGORICAL)
         times.append(time.perf_counter() - started)
-    found = evidently_verdicts(data)
+    assert found is not None
     return {
         "side": "evidently",
         "rows": rows,
@@ -198,29 +175,13 @@ def evidently_side(rows: int, reference_rows: int, repeats: int) -> dict[str, An
         "first_s": times[0],
         "rss_before_mib": rss_before,
         "peak_rss_mib": peak_rss_mib(),
-        "columns": {name: found[name] for name in FEATURES if name in found},
-        "dataset_drifted": found.get("", {}).get("dataset_drifted"),
+        "columns": {
+            name: {k: found.columns[name][k] for k in ("method", "score", "drifted")}
+            for name in FEATURES
+            if name in found.columns
+        },
+        "dataset_drifted": found.dataset_drifted,
     }
-
-
-def evidently_verdicts(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Per column method, score and verdict from a snapshot's ``dict()``; the data set's
-    verdict under ``""``."""
-    found: dict[str, dict[str, Any]] = {"": {}}
-    for metric in data["metrics"]:
-        config = metric["config"]
-        if config["type"].endswith("ValueDrift"):
-            found[config["column"]] = {
-                "method": EVIDENTLY_METHODS.get(config["method"], config["method"]),
-                "score": float(metric["value"]),
-            }
-    for test in data["tests"]:
-        if test["name"].startswith("Share of Drifted Columns"):
-            found[""]["dataset_drifted"] = test["status"] == "FAIL"
-        elif test["name"].startswith("Value Drift for column "):
-            name = test["name"].removeprefix("Value Drift for column ")
-            found.setdefault(name, {})["drifted"] = test["status"] == "FAIL"
-    return found
 
 
 def _parser() -> argparse.ArgumentParser:

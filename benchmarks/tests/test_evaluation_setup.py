@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 from benchmarks.evaluation.data import CATEGORICAL, FEATURES, NUMERIC, SHIFTED, columns, kinds
-from benchmarks.evaluation.drift_sides import evidently_verdicts
 from benchmarks.evaluation.ingest import EventBodies, evaluation_spec, parse_profiled
 
 from orchard_evaluation.ingest import event_record, parse_items
@@ -65,22 +63,3 @@ def test_the_service_gets_its_own_sqlite_file(tmp_path: Path) -> None:
 
     assert spec.env["ORCHARD_EVALUATION_DATABASE_URL"] == f"sqlite:///{tmp_path / 'e.db'}"
     assert spec.env["ORCHARD_EVALUATION_PORT"] == "{port}"
-
-
-def test_evidently_verdicts_are_read_from_its_snapshot() -> None:
-    snapshot = json.loads(
-        """{"metrics": [
-          {"config": {"type": "evidently:metric_v2:ValueDrift", "column": "x00",
-                      "method": "Wasserstein distance (normed)", "threshold": 0.1},
-           "value": 0.3},
-          {"config": {"type": "evidently:metric_v2:DriftedColumnsCount"},
-           "value": {"count": 1, "share": 0.5}}],
-         "tests": [
-          {"name": "Share of Drifted Columns: Less 0.500", "status": "FAIL"},
-          {"name": "Value Drift for column x00", "status": "FAIL"}]}"""
-    )
-
-    found = evidently_verdicts(snapshot)
-
-    assert found["x00"] == {"method": "wasserstein", "score": 0.3, "drifted": True}
-    assert found[""] == {"dataset_drifted": True}

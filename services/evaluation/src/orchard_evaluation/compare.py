@@ -32,7 +32,7 @@ from orchard_core.errors import InvalidInput, NotFound
 from orchard_evaluation.db import Database
 from orchard_evaluation.drift import DriftOptions, detect_drift
 from orchard_evaluation.quality import estimate_classification_quality
-from orchard_evaluation.rows import RowQuery, iter_rows
+from orchard_evaluation.rows import RowQuery, iter_rows, predicted_class
 from orchard_evaluation.stats import (
     Direction,
     ProportionSummary,
@@ -232,19 +232,10 @@ def _labeled(
             proba = row["outputs"].get(PROBABILITIES)
             if isinstance(proba, list):
                 probabilities.append(proba)
-            predicted = _predicted_class(row["outputs"])
+            predicted = predicted_class(row["outputs"])
             if row["label"] is not None and predicted is not None:
                 correct.append(predicted == row["label"])
     return np.array(correct, dtype=bool), probabilities
-
-
-def _predicted_class(outputs: dict[str, Any]) -> Any:
-    if "prediction" in outputs and not isinstance(outputs["prediction"], list):
-        return outputs["prediction"]
-    proba = outputs.get(PROBABILITIES)
-    if isinstance(proba, list) and proba:
-        return int(np.argmax(proba))
-    return None
 
 
 def _quantiles(

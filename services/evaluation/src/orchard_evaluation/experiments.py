@@ -38,7 +38,7 @@ from sqlalchemy import select
 
 from orchard_core.errors import InvalidInput, NotFound
 from orchard_evaluation.db import Database
-from orchard_evaluation.rows import split_columns
+from orchard_evaluation.rows import predicted_class, split_columns
 from orchard_evaluation.stats import (
     DEFAULT_PLANNED_N,
     Direction,
@@ -253,21 +253,12 @@ def _add(arm: ArmOutcomes, event: Event, truth: Any, value: float | None) -> Non
     else:
         return
     for row, expected in zip(outputs, truths, strict=True):
-        predicted = _predicted_class(row)
+        predicted = predicted_class(row)
         if expected is None or predicted is None:
             continue
         arm.labeled_rows += 1
         arm.correct[unit][0] += float(predicted == expected)
         arm.correct[unit][1] += 1
-
-
-def _predicted_class(outputs: dict[str, Any]) -> Any:
-    if "prediction" in outputs and not isinstance(outputs["prediction"], list):
-        return outputs["prediction"]
-    proba = outputs.get(PROBABILITIES)
-    if isinstance(proba, list) and proba:
-        return int(np.argmax(proba))
-    return None
 
 
 def _control(query: ExperimentQuery, arms: Mapping[str, ArmOutcomes]) -> tuple[str, str]:

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from orchard_core.errors import OrchardError
 from orchard_evaluation.db import Database
-from orchard_evaluation.drift import DatasetDrift
+from orchard_evaluation.drift import DatasetDrift, DriftOptions
 from orchard_evaluation.drift_report import drift_of
 from orchard_evaluation.quality_report import QualityQuery, evaluate_quality
 from orchard_evaluation.references import ReferenceStore
@@ -192,6 +192,7 @@ class Monitor:
             version,
             now - settings.monitor_window_s,
             None,
+            DriftOptions(min_rows=settings.drift_min_rows),
         )
         self._gauges.set(self._gauges.window_rows, (model, version), n_rows)
         for kind, result in (("data_drift", data), ("prediction_drift", prediction)):

@@ -27,10 +27,11 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from orchard_core.profiles import WindowProfile
+from orchard_core.profiles import ReferenceProfile, WindowProfile
 from orchard_evaluation.db import Database
 from orchard_evaluation.metrics import EvaluationMetrics
 from orchard_evaluation.references import ReferenceStore
+from orchard_evaluation.rows import PREDICTION, predicted_class, split_columns
 from orchard_evaluation.tables import Event
 from orchard_evaluation.windows import WindowStore
 
@@ -107,17 +108,28 @@ class WindowProfiler:
             return len(events), (events[-1].id if events else after_id)
 
 
-def _profile(reference: Any, events: Sequence[Event]) -> WindowProfile:
-    """One window profile of the rows of ``events`` (their columns laid end to end)."""
+def _profile(reference: ReferenceProfile, events: Sequence[Event]) -> WindowProfile:
+    """One window profile of the rows of ``events`` (their columns laid end to end).
+
+    When the reference profiles the predicted class (``prediction``) and an event does not
+    carry it under that name, it is taken from the event's ``predict`` output or the argmax
+    of its class scores (see :func:`~orchard_evaluation.rows.predicted_class`), so prediction
+    drift works whatever the served model calls its outputs.
+    """
+    derive = PREDICTION in reference.outputs
     names_in = {name for e in events for name in e.inputs}
-    names_out = {name for e in events for name in e.outputs}
+    names_out = {name for e in events for name in e.outputs} | ({PREDICTION} if derive else set())
     features: dict[str, list[Any]] = {name: [] for name in names_in}
     outputs: dict[str, list[Any]] = {name: [] for name in names_out}
     total = 0
     for event in events:
         n = event.n_rows
         total += n
-        for columns, source in ((features, event.inputs), (outputs, event.outputs)):
+        produced = event.outputs
+        if derive and PREDICTION not in produced:
+            rows = split_columns(produced, n)
+            produced = {**produced, PREDICTION: [predicted_class(row) for row in rows]}
+        for columns, source in ((features, event.inputs), (outputs, produced)):
             for name, values in columns.items():
                 given = source.get(name)
                 # A column that is not one value per row (a tensor) cannot be profiled

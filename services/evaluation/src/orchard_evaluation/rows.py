@@ -18,9 +18,22 @@ from sqlalchemy import Select, select
 from orchard_evaluation.db import Database
 from orchard_evaluation.tables import Event, Label
 
-__all__ = ["RowQuery", "flat_row", "iter_rows", "split_columns"]
+__all__ = [
+    "PREDICTION",
+    "RowQuery",
+    "flat_row",
+    "iter_rows",
+    "predicted_class",
+    "split_columns",
+]
 
 PAGE: Final = 2_000
+#: The predicted class, as reference profiles name it (``orchard_pipelines`` training).
+PREDICTION: Final = "prediction"
+# Where a served model puts it: the runtime's scikit-learn ``predict``, a model's own name.
+_CLASS_OUTPUTS: Final = (PREDICTION, "predict")
+# Scores whose argmax is the class: scikit-learn's probabilities, a network's logits.
+_SCORE_OUTPUTS: Final = ("predict_proba", "probabilities", "logits")
 
 
 @dataclass(frozen=True)
@@ -124,3 +137,17 @@ def flat_row(row: Mapping[str, Any]) -> dict[str, Any]:
     for key in ("label", "value", "label_ts"):
         flat[key] = row[key]
     return flat
+
+
+def predicted_class(outputs: Mapping[str, Any]) -> Any:
+    """One row's predicted class: its ``prediction`` or ``predict`` output, else the argmax
+    of its class scores (``predict_proba`` or ``logits``); None when it has none."""
+    for name in _CLASS_OUTPUTS:
+        value = outputs.get(name)
+        if value is not None and not isinstance(value, list):
+            return value
+    for name in _SCORE_OUTPUTS:
+        scores = outputs.get(name)
+        if isinstance(scores, list) and scores:
+            return max(range(len(scores)), key=scores.__getitem__)
+    return None

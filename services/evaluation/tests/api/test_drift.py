@@ -108,3 +108,51 @@ async def test_bad_drift_requests_are_4xx(evaluation: Evaluation) -> None:
         )
         assert response.status_code == 400, params
         assert message in response.json()["error"]
+
+
+async def test_ingest_profiles_and_drift_work_the_same_on_postgresql(
+    make_evaluation: MakeEvaluation, postgres_server: str
+) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        postgres_server.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+    ) as connection:
+        connection.execute("CREATE DATABASE drift_end_to_end")
+    url = postgres_server.rsplit("/", 1)[0] + "/drift_end_to_end"
+    rng = np.random.default_rng(5)
+    async with make_evaluation(database_url=url, profile_interval_s=3_600) as evaluation:
+        await _setup(evaluation)
+        events = credit_events(rng, 1_500, 0, T0, age_shift=20)
+        assert (await evaluation.client.post("/v1/events", json=events)).json()["accepted"] == 1_500
+        again = await evaluation.client.post("/v1/events", json=events[:10])
+        assert again.json()["duplicates"] == 10
+        assert evaluation.app.state.profiler.run_once()[0] == 1_500
+        report = await _drift(evaluation, since=T0, until=T0 + 180)
+        assert report["n_rows"] == 1_500
+        assert _verdicts(report, "data_drift")["age"] is True
+
+
+async def test_prediction_drift_reads_the_class_from_what_the_runtime_serves(
+    make_evaluation: MakeEvaluation,
+) -> None:
+    # The runtime answers `predict` and `predict_proba`; a network answers `logits`. The
+    # reference profiles the class as `prediction`: it is taken from whichever is there.
+    rng = np.random.default_rng(8)
+    async with make_evaluation(profile_interval_s=3_600) as evaluation:
+        await _setup(evaluation)
+        events = credit_events(rng, 1_500, 0, T0)
+        for index, item in enumerate(events):
+            label = item["outputs"].pop("prediction")[0]
+            item["outputs"] = (
+                {"predict": [label]}
+                if index % 2
+                else {"logits": [0.3, 2.0] if label else [2.0, 0.3]}
+            )
+        await evaluation.client.post("/v1/events", json=events)
+        evaluation.app.state.profiler.run_once()
+        report = await _drift(evaluation, since=T0, until=T0 + 180)
+        [prediction] = report["prediction_drift"]["columns"]
+        assert prediction["column"] == "prediction"
+        assert prediction["current_count"] == 1_500
+        assert prediction["drifted"] is False

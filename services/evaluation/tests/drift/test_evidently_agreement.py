@@ -10,7 +10,6 @@ stored as bytes, read back and merged, as the service does.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -25,6 +24,7 @@ from orchard_core.profiles import (
     profile_columns,
 )
 from orchard_evaluation.drift import DatasetDrift, DriftOptions, detect_drift
+from orchard_evaluation.drift.evidently_check import evidently_drift
 
 NUMERIC: Final = (
     "age",
@@ -67,13 +67,6 @@ KS_NEAR_THRESHOLD: Final = 0.2
 KS_NEAR_THRESHOLD_TOLERANCE: Final = 0.08
 MIN_AGREEMENT: Final = 0.95
 
-EVIDENTLY_METHODS: Final = {
-    "Wasserstein distance (normed)": "wasserstein",
-    "Jensen-Shannon distance": "jensenshannon",
-    "K-S p_value": "ks",
-    "chi-square p_value": "chisquare",
-    "Z-test p_value": "z",
-}
 TOLERANCES: Final = {
     "wasserstein": WASSERSTEIN_TOLERANCE,
     "ks": KS_P_VALUE_TOLERANCE,
@@ -154,40 +147,11 @@ def ours(reference: pd.DataFrame, current: pd.DataFrame) -> DatasetDrift:
 
 def evidently(reference: pd.DataFrame, current: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Per column: method, score, threshold, drifted; under ``""``: share and dataset_drifted."""
-    with warnings.catch_warnings():
-        # Importing evidently 0.7.23 trips deprecations in its own and its dependencies' code
-        # (numpy.core, litestar, an invalid escape); nothing of ours.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from evidently import DataDefinition, Dataset, Report
-        from evidently.presets import DataDriftPreset
-
-    definition = DataDefinition(
-        numerical_columns=list(NUMERIC), categorical_columns=list(CATEGORIES)
-    )
-    snapshot = Report([DataDriftPreset()], include_tests=True).run(
-        Dataset.from_pandas(current, data_definition=definition),
-        Dataset.from_pandas(reference, data_definition=definition),
-    )
-    data = snapshot.dict()
-    found: dict[str, dict[str, Any]] = {}
-    for metric in data["metrics"]:
-        config = metric["config"]
-        if config["type"].endswith("ValueDrift"):
-            found[config["column"]] = {
-                "method": EVIDENTLY_METHODS[config["method"]],
-                "score": float(metric["value"]),
-                "threshold": config["threshold"],
-            }
-        elif config["type"].endswith("DriftedColumnsCount"):
-            found[""] = {"share": metric["value"]["share"]}
-    for test in data["tests"]:
-        if test["name"].startswith("Share of Drifted Columns"):
-            found[""]["dataset_drifted"] = test["status"] == "FAIL"
-        elif test["name"].startswith("Value Drift for column "):
-            found[test["name"].removeprefix("Value Drift for column ")]["drifted"] = (
-                test["status"] == "FAIL"
-            )
-    return found
+    found = evidently_drift(reference, current, NUMERIC, tuple(CATEGORIES))
+    return {
+        **found.columns,
+        "": {"share": found.drift_share, "dataset_drifted": found.dataset_drifted},
+    }
 
 
 @dataclass(frozen=True)

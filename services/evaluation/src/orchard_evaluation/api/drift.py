@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from orchard_core.errors import InvalidInput
 from orchard_core.responses import json_response
-from orchard_evaluation.deps import ReferencesDep, WindowsDep
+from orchard_evaluation.deps import ReferencesDep, SettingsDep, WindowsDep
 from orchard_evaluation.drift import DriftOptions
 from orchard_evaluation.drift_report import drift_report
 
@@ -24,6 +24,7 @@ router = APIRouter(prefix="/v1", tags=["drift"])
 async def drift(
     windows: WindowsDep,
     references: ReferencesDep,
+    settings: SettingsDep,
     model: str,
     version: str,
     since: Annotated[float | None, Query(description="Unix seconds, inclusive.")] = None,
@@ -34,14 +35,16 @@ async def drift(
     thresholds: Annotated[
         str | None, Query(description='Per-column thresholds as JSON, e.g. {"age": 0.2}')
     ] = None,
-    min_rows: Annotated[int, Query(ge=1)] = 100,
+    min_rows: Annotated[
+        int | None, Query(ge=1, description="Default: ORCHARD_EVALUATION_DRIFT_MIN_ROWS.")
+    ] = None,
 ) -> Response:
     """Per-feature and per-output score, threshold, method and verdict, and the drift share."""
     try:
         options = DriftOptions(
             methods=_json_object(methods, "methods"),
             thresholds=_json_object(thresholds, "thresholds"),
-            min_rows=min_rows,
+            min_rows=min_rows or settings.drift_min_rows,
         )
     except (TypeError, ValueError) as exc:
         raise InvalidInput(str(exc)) from None

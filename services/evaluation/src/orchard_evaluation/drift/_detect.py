@@ -80,7 +80,7 @@ def column_drift(
         raise ValueError(f"column {name!r} is {kind} in the reference, {current.kind} in current")
     ref_count = reference.count
     cur_count = 0 if current is None else current.count
-    reason = _lacking(ref_count, cur_count, options.min_rows, current is None)
+    reason = _lacking(ref_count, cur_count, options, current is None)
     override = options.method_for(name)
     if override is not None and kind not in METHOD_KINDS[override]:
         raise ValueError(f"drift method {override!r} does not apply to {kind} column {name!r}")
@@ -125,12 +125,16 @@ def _drifted(method: DriftMethod, score: float, threshold: float) -> bool:
     return score >= threshold
 
 
-def _lacking(ref_count: int, cur_count: int, min_rows: int, absent: bool) -> str | None:
+def _lacking(ref_count: int, cur_count: int, options: DriftOptions, absent: bool) -> str | None:
     if absent:
         return "column absent from current data"
-    for side, count in (("reference", ref_count), ("current", cur_count)):
-        if count < min_rows:
-            return f"{side} has {count} non-missing values, fewer than min_rows={min_rows}"
+    if ref_count < options.min_reference_rows:
+        return (
+            f"reference has {ref_count} non-missing values, fewer than "
+            f"min_reference_rows={options.min_reference_rows}"
+        )
+    if cur_count < options.min_rows:
+        return f"current has {cur_count} non-missing values, fewer than min_rows={options.min_rows}"
     return None
 
 
