@@ -92,3 +92,10 @@ async def test_bad_export_parameters_are_4xx(evaluation: Evaluation) -> None:
     backwards = await evaluation.client.get("/v1/exports/m", params={"since": 10, "until": 5})
     assert backwards.status_code == 400
     assert "after 'since'" in backwards.json()["error"]
+
+
+async def test_a_version_of_any_characters_gets_a_safe_file_name(evaluation: Evaluation) -> None:
+    # Found by the property tests: a header cannot carry this name as it is (it was a 500).
+    response = await evaluation.client.get("/v1/exports/m", params={"version": 'Ā"x'})
+    assert response.status_code == 200
+    assert response.headers["content-disposition"] == 'attachment; filename="m-__x.jsonl"'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated, Any, Literal
@@ -21,6 +22,7 @@ from orchard_evaluation.rows import RowQuery, flat_row, iter_rows
 __all__ = ["router"]
 
 router = APIRouter(prefix="/v1", tags=["exports"])
+_SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @router.get("/exports/{model}")
@@ -37,8 +39,9 @@ async def export_dataset(
     if since is not None and until is not None and until <= since:
         raise InvalidInput("'until' must be after 'since'")
     spec = RowQuery(model, version, since, until, labeled_only=labeled_only)
-    name = f"{model}-{version or 'all'}.{format}"
-    headers = {"content-disposition": f'attachment; filename="{name}"'}
+    # Header values are latin-1 and a quote would end the name: keep it to safe characters.
+    stem = _SAFE.sub("_", f"{model}-{version or 'all'}")
+    headers = {"content-disposition": f'attachment; filename="{stem}.{format}"'}
     if format == "jsonl":
         return StreamingResponse(
             iterate_in_threadpool(_jsonl(database, spec)),
