@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 # uv is the only tool needed up front; `make` installs it with pip when it is missing.
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
-PY_SRC := libs/core/src services/inference/src services/gateway/src services/evaluation/src pipelines/src cli/src
+PY_SRC := libs/core/src services/inference/src services/gateway/src services/evaluation/src services/retraining/src pipelines/src cli/src
 PYTEST_ARGS ?=
 
 .PHONY: help
@@ -38,7 +38,7 @@ typecheck: install ## mypy --strict over every package
 # package:folder — each package's tests run in an environment holding only its dependencies
 # (plus the dev tools), so no package leans on another's dependency by accident. The MLflow
 # server some tests start is an outside program, taken from the full environment.
-PACKAGES := core:libs/core gateway:services/gateway inference:services/inference evaluation:services/evaluation pipelines:pipelines
+PACKAGES := core:libs/core gateway:services/gateway inference:services/inference evaluation:services/evaluation retraining:services/retraining pipelines:pipelines
 
 .PHONY: unit
 unit: install ## Fast tests only (no real processes), in the full environment

@@ -6,17 +6,23 @@
   and a local artifact folder in a temporary directory; yields an :class:`MlflowServer`
   whose ``url`` is the tracking URI. Skipped when full MLflow is not installed, except under
   ``CI=true``, where that is a failure.
+- ``postgres_server`` fixture (session): a real PostgreSQL server; ``database_url``: a fresh
+  database per test, parametrized over SQLite and PostgreSQL (for services with a database).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import importlib.metadata
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -207,3 +213,137 @@ def _tail(path: Path, lines: int = 20) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError as exc:
         return f"(no log: {exc})"
+
+
+# --- PostgreSQL ---
+
+_PG_START_TIMEOUT_S = 60.0
+
+
+def _postgres_bin_dir() -> Path | None:
+    """The folder holding ``initdb`` and ``postgres``: on PATH, or Debian's versioned one."""
+    on_path = shutil.which("initdb")
+    if on_path and shutil.which("postgres"):
+        return Path(on_path).resolve().parent
+    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if Path(folder, "initdb").exists() and Path(folder, "postgres").exists():
+            return Path(folder)
+    return None
+
+
+@contextlib.contextmanager
+def _running_postgres() -> Iterator[str]:
+    """Start a server; yield the SQLAlchemy URL of its ``postgres`` database."""
+    bin_dir = _postgres_bin_dir()
+    if bin_dir is None:
+        _skip_or_fail(
+            "PostgreSQL's initdb and postgres are not installed (apt-get install postgresql)"
+        )
+    as_user: list[str] = []
+    root = Path(tempfile.mkdtemp(prefix="orchard-pg-"))
+    if os.geteuid() == 0:
+        try:
+            account = pwd.getpwnam("postgres")
+        except KeyError:
+            _skip_or_fail("running as root, and no 'postgres' user to run PostgreSQL as")
+        os.chown(root, account.pw_uid, account.pw_gid)
+        as_user = ["runuser", "-u", "postgres", "--"]
+    data = root / "data"
+    port = free_port()
+    subprocess.run(
+        [
+            *as_user,
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - closed after the server stops
+    server = subprocess.Popen(
+        [
+            *as_user,
+            str(bin_dir / "postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(port),
+            "-k",
+            str(root),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        _wait_until_accepting(port, server, root / "server.log")
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_until_accepting(port: int, server: subprocess.Popen[bytes], log: Path) -> None:
+    import psycopg
+
+    deadline = time.monotonic() + _PG_START_TIMEOUT_S
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"PostgreSQL exited at start-up:\n{log.read_text()[-2000:]}")
+        try:
+            with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres"):
+                return
+        except psycopg.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A real PostgreSQL server for the session (``initdb`` + ``postgres`` in a temporary
+    folder, free loopback port, trust auth, fsync off; as root it runs as the ``postgres``
+    user); yields the SQLAlchemy URL of its ``postgres`` database. Missing binaries skip,
+    except under ``CI=true``, where that is a failure."""
+    with _running_postgres() as url:
+        yield url
+
+
+_databases = iter(range(1_000_000))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each supported kind (a SQLite file; a new PostgreSQL
+    database on the session's server)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'service.db'}"
+    import psycopg
+
+    server: str = request.getfixturevalue("postgres_server")
+    name = f"test_{next(_databases)}"
+    plain = server.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return server.rsplit("/", 1)[0] + f"/{name}"

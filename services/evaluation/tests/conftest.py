@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx2
-import psycopg
 import pytest
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
@@ -18,30 +16,6 @@ from prometheus_client import CollectorRegistry
 from orchard_core import new_registry
 from orchard_evaluation.app import create_app
 from orchard_evaluation.settings import EvaluationSettings
-
-from .postgres import running_postgres
-
-_databases = itertools.count()
-
-
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """One PostgreSQL server for the whole session; each test gets its own database."""
-    with running_postgres() as url:
-        yield url
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database of each supported kind."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'evaluation.db'}"
-    server: str = request.getfixturevalue("postgres_server")
-    name = f"test_{next(_databases)}"
-    plain = server.replace("postgresql+psycopg://", "postgresql://")
-    with psycopg.connect(plain, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    return server.rsplit("/", 1)[0] + f"/{name}"
 
 
 @pytest.fixture
