@@ -1,0 +1,1 @@
+"""The retraining service's HTTP API."""

@@ -1,0 +1,11 @@
+"""Every router of the retraining service, in the order they are matched."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from orchard_retraining.api import triggers
+
+__all__ = ["API_ROUTERS"]
+
+API_ROUTERS: tuple[APIRouter, ...] = (triggers.router,)

@@ -1,0 +1,32 @@
+"""The retraining service's database: :mod:`orchard_core.db` with its own migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from sqlalchemy import Engine
+
+from orchard_core import db as core
+from orchard_core.db import open_engine
+
+__all__ = ["MIGRATIONS", "Database", "migrate", "open_engine"]
+
+MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema up to ``revision`` with this service's migrations."""
+    core.migrate(engine, MIGRATIONS, revision)
+
+
+class Database(core.Database):
+    """The retraining database."""
+
+    @classmethod
+    def open(cls, url: str, *, run_migrations: bool = True) -> Database:
+        """Open ``url`` and, by default, migrate it to the latest schema."""
+        engine = open_engine(url)
+        if run_migrations:
+            migrate(engine)
+        return cls(engine)

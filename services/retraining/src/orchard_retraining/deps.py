@@ -1,0 +1,40 @@
+"""Dependencies the routes take, as typed ``Annotated`` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated, cast
+
+from fastapi import Depends, Request
+
+from orchard_core.requests import read_limited_body
+from orchard_retraining.metrics import RetrainingMetrics
+from orchard_retraining.settings import RetrainingSettings
+from orchard_retraining.triggers import TriggerIntake
+
+__all__ = ["BodyDep", "IntakeDep", "MetricsDep"]
+
+
+async def get_intake(request: Request) -> TriggerIntake:
+    """Where triggers are recorded."""
+    return cast(TriggerIntake, request.app.state.intake)
+
+
+async def get_metrics(request: Request) -> RetrainingMetrics:
+    """The service's own metrics."""
+    return cast(RetrainingMetrics, request.app.state.metrics)
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refused with 413 past ``max_body_bytes``."""
+    settings = cast(RetrainingSettings, request.app.state.settings)
+    return await read_limited_body(
+        request,
+        settings.max_body_bytes,
+        owner="the retraining service",
+        setting="ORCHARD_RETRAINING_MAX_BODY_BYTES",
+    )
+
+
+IntakeDep = Annotated[TriggerIntake, Depends(get_intake)]
+MetricsDep = Annotated[RetrainingMetrics, Depends(get_metrics)]
+BodyDep = Annotated[bytes, Depends(read_body)]

@@ -1,0 +1,48 @@
+"""The retraining service's tables (SQLAlchemy 2), made by the migrations in ``migrations/``.
+
+Times are Unix seconds (floats).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Float, Index, Integer, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "TriggerRecord"]
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class TriggerRecord(Base):
+    """Every trigger received, with its reason and what it led to (the audit trail)."""
+
+    __tablename__ = "triggers"
+    __table_args__ = (Index(None, "model", "received_at"), Index(None, "outcome"))
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    # The sender's id (evaluation's trigger id, an alert's fingerprint + start): a resend of
+    # the same trigger finds this record instead of making another.
+    external_id: Mapped[str | None] = mapped_column(String(300), unique=True)
+    source: Mapped[str] = mapped_column(String(20))  # evaluation, alertmanager, schedule, manual
+    model: Mapped[str] = mapped_column(String(200))
+    version: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(2000))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[float] = mapped_column(Float)
+    outcome: Mapped[str] = mapped_column(String(20))  # accepted, deduplicated
+    # What it led to: filled in as the pipeline run and rollout progress.
+    led_to: Mapped[dict[str, Any]] = mapped_column(JSON)
