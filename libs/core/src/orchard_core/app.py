@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import importlib.metadata
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -21,13 +25,31 @@ from orchard_core.responses import json_response
 from orchard_core.settings import ServiceSettings
 from orchard_core.tracing import setup_tracing
 
-__all__ = ["Lifespan", "ReadinessCheck", "create_app"]
+__all__ = ["Lifespan", "ReadinessCheck", "cancel_all", "create_app", "package_version"]
 
 _log = logging.getLogger("orchard.app")
 
 #: Returns None when ready, else the reason it is not (shown by /readyz).
 ReadinessCheck = Callable[[], "str | Awaitable[str | None] | None"]
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+def package_version(distribution: str) -> str:
+    """The installed version of ``distribution`` (``0.0.0`` from a source tree not installed)."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+async def cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancel a lifespan's background tasks and wait until each has stopped."""
+    running = list(tasks)
+    for task in running:
+        task.cancel()
+    for task in running:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def create_app(

@@ -9,16 +9,32 @@ Each service passes the folder of its own migrations; nothing here knows their t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import orjson
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import BigInteger, Engine, Integer, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-__all__ = ["Database", "migrate", "open_engine"]
+__all__ = [
+    "NAMING_CONVENTION",
+    "Database",
+    "IdType",
+    "migrate",
+    "open_engine",
+    "run_migrations_here",
+]
+
+#: Constraint names every service's metadata uses, so migrations can name them everywhere.
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+#: An autoincrementing id: SQLite only autoincrements INTEGER PRIMARY KEY; elsewhere 64-bit.
+IdType = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def _json_dumps(value: Any) -> str:
@@ -63,12 +79,43 @@ def migrate(engine: Engine, migrations: Path, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
+def run_migrations_here(metadata: MetaData) -> None:
+    """The body of a service's Alembic ``env.py``: run on the connection :func:`migrate`
+    hands over (SQLite in batch mode, types compared)."""
+    from alembic import context
+
+    connection = context.config.attributes.get("connection")
+    if connection is None:
+        raise RuntimeError("run these migrations through orchard_core.db.migrate")
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
 class Database:
-    """The engine and a session factory; ``session()`` is a unit of work."""
+    """The engine and a session factory; ``session()`` is a unit of work. A service's
+    subclass sets ``migrations``, the folder of its Alembic migrations."""
+
+    migrations: Path | None = None
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    @classmethod
+    def open(cls, url: str, *, run_migrations: bool = True) -> Self:
+        """Open ``url`` and, by default, migrate it to the latest schema."""
+        engine = open_engine(url)
+        if run_migrations:
+            if cls.migrations is None:
+                raise TypeError(f"{cls.__name__} names no migrations folder")
+            migrate(engine, cls.migrations)
+        return cls(engine)
 
     @property
     def dialect(self) -> str:

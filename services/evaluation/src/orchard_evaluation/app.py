@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
-from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -14,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from orchard_core import create_app as create_core_app
 from orchard_core import new_registry
+from orchard_core.app import cancel_all, package_version
 from orchard_evaluation.api.router import API_ROUTERS
 from orchard_evaluation.background import every, maintain, profile_continuously
 from orchard_evaluation.db import Database
@@ -28,13 +28,6 @@ from orchard_evaluation.triggers import TriggerSender
 from orchard_evaluation.windows import WindowStore
 
 __all__ = ["create_app"]
-
-
-def _version() -> str:
-    try:
-        return version("orchard-evaluation")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "0.0.0"
 
 
 def create_app(
@@ -103,18 +96,14 @@ def create_app(
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_all(tasks)
             app.state.store = None
             database.close()
 
     app = create_core_app(
         settings,
         title="Orchard evaluation",
-        version=_version(),
+        version=package_version("orchard-evaluation"),
         routers=API_ROUTERS,
         lifespan=lifespan,
         registry=registry,

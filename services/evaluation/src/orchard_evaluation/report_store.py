@@ -14,8 +14,9 @@ from typing import Any, Final, Literal
 from sqlalchemy import Float, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, mapped_column
 
+from orchard_core.db import IdType
 from orchard_evaluation.db import Database
-from orchard_evaluation.tables import Base, Id
+from orchard_evaluation.tables import Base
 
 __all__ = ["REFERENCE_NOTE", "ReportRow", "ReportStore", "RowCounts", "Trigger", "report_record"]
 
@@ -30,7 +31,7 @@ class ReportRow(Base):
     __tablename__ = "reports"
     __table_args__ = (Index(None, "model", "version", "created_at"),)
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     model: Mapped[str] = mapped_column(String(200))
     version: Mapped[str] = mapped_column(String(100))
     since: Mapped[float | None] = mapped_column(Float)

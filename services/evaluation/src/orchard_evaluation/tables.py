@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from orchard_core.db import NAMING_CONVENTION, IdType
+
 __all__ = [
     "Base",
     "CloudEventHalf",
@@ -35,20 +37,11 @@ __all__ = [
     "WindowProfileRow",
 ]
 
-# Named constraints, so migrations can refer to them on every database.
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "pk": "pk_%(table_name)s",
-}
-# SQLite only autoincrements an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
-Id = BigInteger().with_variant(Integer(), "sqlite")
-
 
 class Base(DeclarativeBase):
     """Declarative base carrying the naming convention."""
 
-    metadata = MetaData(naming_convention=NAMING)
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {dict[str, Any]: JSON}
 
 
@@ -71,7 +64,7 @@ class Event(Base):
         ),
     )
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     request_id: Mapped[str] = mapped_column(String(200))
     shadow: Mapped[bool] = mapped_column(Boolean, default=False)
     model: Mapped[str] = mapped_column(String(200))
@@ -95,7 +88,7 @@ class Label(Base):
 
     __tablename__ = "labels"
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     request_id: Mapped[str] = mapped_column(String(200), unique=True)
     label: Mapped[Any] = mapped_column(JSON, nullable=True)
     value: Mapped[float | None] = mapped_column(Float)
@@ -150,7 +143,7 @@ class TriggerRow(Base):
     __tablename__ = "triggers"
     __table_args__ = (Index(None, "model", "kind", "created_at"), Index(None, "status"))
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     model: Mapped[str] = mapped_column(String(200))
     version: Mapped[str] = mapped_column(String(100))
     kind: Mapped[str] = mapped_column(String(50))

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator
-from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
@@ -18,6 +17,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from orchard_core import create_app as create_core_app
 from orchard_core import new_registry
+from orchard_core.app import package_version
 from orchard_gateway.api.router import API_ROUTERS
 from orchard_gateway.auth import API_KEY_PEPPER_ENV, KeyStore, RateLimiter
 from orchard_gateway.batch import BatchMetrics
@@ -39,13 +39,6 @@ from orchard_gateway.settings import GatewaySettings
 from orchard_gateway.upstream import Upstream, new_session
 
 __all__ = ["create_app"]
-
-
-def _version() -> str:
-    try:
-        return version("orchard-gateway")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "0.0.0"
 
 
 _BREAKER_GAUGE: dict[BreakerState, int] = {
@@ -235,7 +228,7 @@ def create_app(
     app = create_core_app(
         settings,
         title="Orchard gateway",
-        version=_version(),
+        version=package_version("orchard-gateway"),
         routers=API_ROUTERS,
         lifespan=lifespan,
         readiness=watcher.not_ready_reason,

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
-from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -15,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from orchard_core import create_app as create_core_app
 from orchard_core import new_registry
+from orchard_core.app import cancel_all, package_version
 from orchard_retraining.api.router import API_ROUTERS
 from orchard_retraining.db import Database
 from orchard_retraining.metrics import RetrainingMetrics
@@ -23,13 +23,6 @@ from orchard_retraining.settings import RetrainingSettings
 from orchard_retraining.triggers import TriggerIntake
 
 __all__ = ["create_app"]
-
-
-def _version() -> str:
-    try:
-        return version("orchard-retraining")
-    except PackageNotFoundError:  # running from a source tree that is not installed
-        return "0.0.0"
 
 
 def create_app(
@@ -52,17 +45,13 @@ def create_app(
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancel_all(tasks)
             database.close()
 
     app = create_core_app(
         settings,
         title="Orchard retraining",
-        version=_version(),
+        version=package_version("orchard-retraining"),
         routers=API_ROUTERS,
         lifespan=lifespan,
         registry=registry,

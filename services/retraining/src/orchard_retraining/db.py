@@ -23,10 +23,4 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 class Database(core.Database):
     """The retraining database."""
 
-    @classmethod
-    def open(cls, url: str, *, run_migrations: bool = True) -> Database:
-        """Open ``url`` and, by default, migrate it to the latest schema."""
-        engine = open_engine(url)
-        if run_migrations:
-            migrate(engine)
-        return cls(engine)
+    migrations = MIGRATIONS

@@ -7,23 +7,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Index, Integer, MetaData, String
+from sqlalchemy import JSON, Float, Index, MetaData, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "TriggerRecord"]
+from orchard_core.db import NAMING_CONVENTION, IdType
 
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "pk": "pk_%(table_name)s",
-}
-Id = BigInteger().with_variant(Integer(), "sqlite")
+__all__ = ["Base", "TriggerRecord"]
 
 
 class Base(DeclarativeBase):
     """Declarative base carrying the naming convention."""
 
-    metadata = MetaData(naming_convention=NAMING)
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
 class TriggerRecord(Base):
@@ -32,7 +27,7 @@ class TriggerRecord(Base):
     __tablename__ = "triggers"
     __table_args__ = (Index(None, "model", "received_at"), Index(None, "outcome"))
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
     # The sender's id (evaluation's trigger id, an alert's fingerprint + start): a resend of
     # the same trigger finds this record instead of making another.
     external_id: Mapped[str | None] = mapped_column(String(300), unique=True)

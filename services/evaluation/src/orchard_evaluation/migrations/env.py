@@ -2,19 +2,8 @@
 
 from __future__ import annotations
 
-from alembic import context
-
 import orchard_evaluation.report_store  # noqa: F401 - registers the reports table
+from orchard_core.db import run_migrations_here
 from orchard_evaluation.tables import Base
 
-connection = context.config.attributes.get("connection")
-if connection is None:  # pragma: no cover - the service always passes one
-    raise RuntimeError("run migrations through orchard_evaluation.db.migrate")
-context.configure(
-    connection=connection,
-    target_metadata=Base.metadata,
-    render_as_batch=connection.dialect.name == "sqlite",
-    compare_type=True,
-)
-with context.begin_transaction():
-    context.run_migrations()
+run_migrations_here(Base.metadata)
