@@ -18,6 +18,7 @@ from orchard_core.app import cancel_all, package_version
 from orchard_retraining.api.router import API_ROUTERS
 from orchard_retraining.db import Database
 from orchard_retraining.metrics import RetrainingMetrics
+from orchard_retraining.rollout_store import RolloutStore
 from orchard_retraining.schedules import ScheduleRunner
 from orchard_retraining.settings import RetrainingSettings
 from orchard_retraining.triggers import TriggerIntake
@@ -40,6 +41,7 @@ def create_app(
         database = await run_in_threadpool(Database.open, settings.database_url)
         app.state.database = database
         app.state.intake = TriggerIntake(database, settings.trigger_cooldown_s)
+        app.state.rollouts = RolloutStore(database)
         app.state.schedules = ScheduleRunner(settings.schedules, app.state.intake, time.time())
         tasks = [asyncio.create_task(app.state.schedules.run(), name="schedules")]
         try:

@@ -8,15 +8,21 @@ from fastapi import Depends, Request
 
 from orchard_core.requests import read_limited_body
 from orchard_retraining.metrics import RetrainingMetrics
+from orchard_retraining.rollout_store import RolloutStore
 from orchard_retraining.settings import RetrainingSettings
 from orchard_retraining.triggers import TriggerIntake
 
-__all__ = ["BodyDep", "IntakeDep", "MetricsDep"]
+__all__ = ["BodyDep", "IntakeDep", "MetricsDep", "RolloutsDep"]
 
 
 async def get_intake(request: Request) -> TriggerIntake:
     """Where triggers are recorded."""
     return cast(TriggerIntake, request.app.state.intake)
+
+
+async def get_rollouts(request: Request) -> RolloutStore:
+    """Where rollouts are kept."""
+    return cast(RolloutStore, request.app.state.rollouts)
 
 
 async def get_metrics(request: Request) -> RetrainingMetrics:
@@ -38,3 +44,4 @@ async def read_body(request: Request) -> bytes:
 IntakeDep = Annotated[TriggerIntake, Depends(get_intake)]
 MetricsDep = Annotated[RetrainingMetrics, Depends(get_metrics)]
 BodyDep = Annotated[bytes, Depends(read_body)]
+RolloutsDep = Annotated[RolloutStore, Depends(get_rollouts)]

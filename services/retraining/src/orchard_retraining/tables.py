@@ -12,7 +12,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from orchard_core.db import NAMING_CONVENTION, IdType
 
-__all__ = ["Base", "TriggerRecord"]
+__all__ = ["Base", "RolloutRecord", "TriggerRecord"]
 
 
 class Base(DeclarativeBase):
@@ -41,3 +41,20 @@ class TriggerRecord(Base):
     outcome: Mapped[str] = mapped_column(String(20))  # accepted, deduplicated
     # What it led to: filled in as the pipeline run and rollout progress.
     led_to: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class RolloutRecord(Base):
+    """One rollout: its spec and its state machine's state (decisions included), so a
+    restarted controller carries on where it was."""
+
+    __tablename__ = "rollouts"
+    __table_args__ = (Index(None, "model", "status"),)
+
+    id: Mapped[int] = mapped_column(IdType, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(200))
+    candidate_version: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(20))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)

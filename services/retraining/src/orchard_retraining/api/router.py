@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from orchard_retraining.api import triggers
+from orchard_retraining.api import rollouts, triggers
 
 __all__ = ["API_ROUTERS"]
 
-API_ROUTERS: tuple[APIRouter, ...] = (triggers.router,)
+API_ROUTERS: tuple[APIRouter, ...] = (triggers.router, rollouts.router)
