@@ -211,7 +211,7 @@ def test_direction_can_be_overridden() -> None:
 def test_a_resample_scores_both_models_on_the_same_drawn_rows() -> None:
     # The bootstrap turns each resample's row indices into row counts; every metric on those
     # counts must equal the metric on the drawn rows themselves (ties in ROC AUC included).
-    from orchard_retraining.gate import _EVALUATORS, _Holdout
+    from orchard_retraining.gate._holdout import _EVALUATORS, _Holdout
 
     y, champion, candidate = binary_holdout(200, 1.0, 1.5, seed=4)
     champion = np.round(champion, 1)
