@@ -8,10 +8,12 @@ __all__ = ["machine_section", "noise_warning"]
 
 
 def machine_section(machine: dict[str, Any], config: dict[str, Any]) -> list[str]:
-    """``## Machine``: date, commit, CPU, Python and package versions, wrk, load average."""
+    """``## Machine``: date, commit, CPU, Python and package versions, the load generator
+    (when the benchmark used wrk), load average."""
     versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
     load_start = ", ".join(f"{x:.2f}" for x in machine.get("load_average_at_start", []))
     load_end = ", ".join(f"{x:.2f}" for x in machine["load_average_at_end"])
+    generator = [f"- Load generator: {' '.join(config['wrk']) or 'wrk'}"] if "wrk" in config else []
     return [
         "## Machine",
         "",
@@ -19,7 +21,7 @@ def machine_section(machine: dict[str, Any], config: dict[str, Any]) -> list[str
         f"- CPU: {machine['cpu_model']}, {machine['usable_cores']} usable cores "
         f"({machine['cores']} online), {machine['memory_gib']} GiB RAM, Linux {machine['kernel']}",
         f"- Python {machine['python']}; {versions}",
-        f"- Load generator: {' '.join(config['wrk']) or 'wrk'}",
+        *generator,
         f"- Load average (1, 5, 15 min) at the start: {load_start}; at the end: {load_end}; "
         f"CPU used by other processes just before the start: "
         f"{machine.get('busy_cores_before_start', 'n/a')} cores",

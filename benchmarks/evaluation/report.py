@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks.common.charts import save_chart
 from benchmarks.common.cli import redraw_main
-from benchmarks.common.markdown import noise_warning
+from benchmarks.common.markdown import machine_section, noise_warning
 
 __all__ = [
     "Agreement",
@@ -144,7 +144,7 @@ def markdown(document: dict[str, Any], *, chart: bool = False) -> str:
         lines += ["> **Quick run** (`--quick`): tiny sizes, a smoke test; no figures to quote.", ""]
     lines += [
         *noise_warning(machine),
-        *_machine(machine, config),
+        *machine_section(machine, config),
         *_method(config),
         "## Drift verdicts",
         "",
@@ -156,24 +156,6 @@ def markdown(document: dict[str, Any], *, chart: bool = False) -> str:
     lines += _ingest(document.get("ingest"))
     lines += _targets(document)
     return "\n".join(lines).rstrip() + "\n"
-
-
-def _machine(machine: dict[str, Any], config: dict[str, Any]) -> list[str]:
-    versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
-    load_start = ", ".join(f"{x:.2f}" for x in machine.get("load_average_at_start", []))
-    load_end = ", ".join(f"{x:.2f}" for x in machine["load_average_at_end"])
-    return [
-        "## Machine",
-        "",
-        f"- Date: {machine['date_utc']}; code: `{config['git']}`",
-        f"- CPU: {machine['cpu_model']}, {machine['usable_cores']} usable cores "
-        f"({machine['cores']} online), {machine['memory_gib']} GiB RAM, Linux {machine['kernel']}",
-        f"- Python {machine['python']}; {versions}",
-        f"- Load average (1, 5, 15 min) at the start: {load_start}; at the end: {load_end}; "
-        f"CPU used by other processes just before the start: "
-        f"{machine.get('busy_cores_before_start', 'n/a')} cores",
-        "",
-    ]
 
 
 def _method(config: dict[str, Any]) -> list[str]:
