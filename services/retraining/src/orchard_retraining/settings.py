@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import AliasChoices, Field, field_validator
@@ -61,14 +63,124 @@ class RetrainingSettings(ServiceSettings):
         description="The evaluation service, whose GET /v1/compare judges every rollout step.",
     )
 
-    @field_validator("schedules", mode="before")
+    evaluation_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long one question to evaluation may take."
+    )
+    models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            'Models the route table serves, as JSON ["credit-risk", "digits"]: each routed to '
+            "its champion (MLflow alias), plus its candidate while a rollout runs. Models with "
+            "a rollout are routed too."
+        ),
+    )
+    traffic_backend: Literal["local", "kubernetes"] = Field(
+        default="local",
+        description=(
+            "Where candidate versions are served: 'local' loads them into the runtime at "
+            "RUNTIME_URL; 'kubernetes' creates one KServe InferenceService per version."
+        ),
+    )
+    runtime_url: str | None = Field(
+        default=None,
+        description=(
+            "The inference runtime that serves every version (traffic_backend 'local'): "
+            "candidates are loaded into it through the OIP repository extension."
+        ),
+    )
+    pipeline_backend: Literal["local", "kubernetes"] = Field(
+        default="local",
+        description=(
+            "Where training runs: 'local' as a subprocess of this service, 'kubernetes' as a Job."
+        ),
+    )
+    pipeline_command: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: [sys.executable, "-m", "orchard_pipelines.retrain"],
+        description=(
+            "The training step's command line (JSON list); the run's arguments are appended "
+            "(--model, --tracking-uri, --production-data, --trigger-id, --pipeline-run-id, "
+            "--json)."
+        ),
+    )
+    runs_dir: Path = Field(
+        default=Path(".orchard/runs"),
+        description="Folder for local pipeline runs' logs (one file per run).",
+    )
+    max_concurrent_runs: int = Field(
+        default=1, ge=1, description="Most pipeline runs at once; later ones wait (pending)."
+    )
+    pipeline_timeout_s: float = Field(
+        default=3_600.0, gt=0, description="A pipeline run still going after this is failed."
+    )
+    auto_retrain: bool = Field(
+        default=True, description="Whether an accepted trigger starts a pipeline run by itself."
+    )
+    auto_rollout: bool = Field(
+        default=True,
+        description=(
+            "Whether a candidate that passes the quality gate is rolled out by itself "
+            "(with ROLLOUT_DEFAULTS)."
+        ),
+    )
+    rollout_defaults: Annotated[dict[str, Any], NoDecode] = Field(
+        default_factory=dict,
+        description=(
+            "Rollout settings for automatic rollouts and the defaults of started ones, as JSON "
+            '(e.g. {"steps": [5, 25, 50, 100], "step_interval_s": 300}); any RolloutSpec '
+            "setting but model and versions."
+        ),
+    )
+    gate: Annotated[dict[str, Any], NoDecode] = Field(
+        default_factory=dict,
+        description=(
+            "The quality gate, as JSON: metrics [{metric, margin, min_improvement}], "
+            "confidence, n_resamples, min_holdout, threshold. Empty: ROC AUC (binary) or "
+            "accuracy (multiclass) with margin 0.01 at 95 %."
+        ),
+    )
+    controller_interval_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the controller moves rollouts and pipeline runs along.",
+    )
+    champion_refresh_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often each model's champion alias is read again from MLflow.",
+    )
+
+    @field_validator("schedules", "rollout_defaults", "gate", mode="before")
     @classmethod
-    def _parse_schedules(cls, value: Any) -> Any:
+    def _parse_object(cls, value: Any) -> Any:
         if isinstance(value, str | bytes):
             try:
                 value = orjson.loads(value) if value else {}
             except orjson.JSONDecodeError:
-                raise ValueError('must be JSON like {"model": "0 3 * * *"}') from None
+                raise ValueError("must be a JSON object") from None
+        return value
+
+    @field_validator("models", "pipeline_command", mode="before")
+    @classmethod
+    def _parse_list(cls, value: Any) -> Any:
+        if isinstance(value, str | bytes):
+            try:
+                value = orjson.loads(value) if value else []
+            except orjson.JSONDecodeError:
+                raise ValueError('must be a JSON list like ["a", "b"]') from None
+        return value
+
+    @field_validator("rollout_defaults")
+    @classmethod
+    def _valid_rollout_defaults(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from orchard_retraining.rollouts import RolloutSpec
+
+        fixed = {"model", "champion_version", "candidate_version"} & set(value)
+        if fixed:
+            raise ValueError(f"may not set {', '.join(sorted(fixed))}")
+        # A spec with placeholder versions checks every default the way a started one would.
+        RolloutSpec.from_dict(
+            {"model": "m", "champion_version": "1", "candidate_version": "2"} | value
+        )
         return value
 
     @field_validator("schedules")
