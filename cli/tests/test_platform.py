@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
 from orchard_cli.platform import (
+    LOCAL_TIMESCALES,
     PlatformConfig,
     PlatformError,
     champion_versions,
@@ -21,9 +21,15 @@ from orchard_cli.platform import (
     missing_modules,
     mlflow_spec,
     parse_training_output,
+    retraining_spec,
     training_spec,
-    write_routes,
 )
+
+
+@pytest.fixture(autouse=True)
+def _no_user_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in LOCAL_TIMESCALES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
@@ -33,8 +39,13 @@ def cfg(tmp_path: Path) -> PlatformConfig:
         mlflow_port=5100,
         inference_port=8180,
         evaluation_port=8102,
+        retraining_port=8103,
         gateway_port=8100,
     )
+
+
+def _timescales(prefix: str) -> dict[str, str]:
+    return {k: v for k, (v, _) in LOCAL_TIMESCALES.items() if k.startswith(prefix)}
 
 
 def test_mlflow_keeps_its_database_and_artifacts_in_the_data_folder(cfg: PlatformConfig):
@@ -87,24 +98,78 @@ def test_evaluation_keeps_its_database_in_the_data_folder_and_reads_the_local_ml
         "ORCHARD_EVALUATION_PORT": "8102",
         "ORCHARD_EVALUATION_DATABASE_URL": f"sqlite:///{cfg.data_dir}/evaluation.db",
         "ORCHARD_EVALUATION_REPORTS_DIR": str(cfg.data_dir / "reports"),
+        "ORCHARD_EVALUATION_RETRAINING_URL": "http://127.0.0.1:8103",
         "MLFLOW_TRACKING_URI": "http://127.0.0.1:5100",
+        **_timescales("ORCHARD_EVALUATION_"),
     }
     assert spec.ready_url == "http://127.0.0.1:8102/readyz"
     assert spec.cwd == cfg.data_dir
 
 
-def test_the_gateway_reads_the_routes_file_and_keeps_jobs_in_the_data_dir(cfg: PlatformConfig):
+def test_the_gateway_polls_its_routes_from_retraining_and_keeps_jobs_in_the_data_dir(
+    cfg: PlatformConfig,
+):
     spec = gateway_spec(cfg)
 
     assert spec.argv == [sys.executable, "-m", "orchard_gateway"]
     assert spec.env == {
         "ORCHARD_GATEWAY_HOST": "127.0.0.1",
         "ORCHARD_GATEWAY_PORT": "8100",
-        "ORCHARD_GATEWAY_ROUTES_FILE": str(cfg.data_dir / "routes.yaml"),
+        "ORCHARD_GATEWAY_ROUTES_URL": "http://127.0.0.1:8103/v1/routes",
         "ORCHARD_GATEWAY_JOBS_DIR": str(cfg.data_dir / "jobs"),
         "ORCHARD_GATEWAY_EVALUATION_URL": "http://127.0.0.1:8102",
+        "ORCHARD_GATEWAY_ROUTES_POLL_S": "1",
+        "ORCHARD_GATEWAY_EVENTS_FLUSH_INTERVAL_S": "0.5",
     }
     assert spec.ready_url == "http://127.0.0.1:8100/readyz"
+
+
+def test_retraining_runs_pipelines_locally_and_serves_candidates_from_the_runtime(
+    cfg: PlatformConfig,
+):
+    spec = retraining_spec(cfg)
+
+    assert spec.argv == [sys.executable, "-m", "orchard_retraining"]
+    assert spec.env == {
+        "ORCHARD_RETRAINING_HOST": "127.0.0.1",
+        "ORCHARD_RETRAINING_PORT": "8103",
+        "ORCHARD_RETRAINING_DATABASE_URL": f"sqlite:///{cfg.data_dir}/retraining.db",
+        "ORCHARD_RETRAINING_RUNS_DIR": str(cfg.data_dir / "runs"),
+        "ORCHARD_RETRAINING_MLFLOW_TRACKING_URI": "http://127.0.0.1:5100",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:5100",
+        "ORCHARD_RETRAINING_EVALUATION_URL": "http://127.0.0.1:8102",
+        "ORCHARD_RETRAINING_RUNTIME_URL": "http://127.0.0.1:8180",
+        "ORCHARD_RETRAINING_MODELS": '["credit-risk", "digits"]',
+        "ORCHARD_RETRAINING_TRAFFIC_BACKEND": "local",
+        "ORCHARD_RETRAINING_PIPELINE_BACKEND": "local",
+        **_timescales("ORCHARD_RETRAINING_"),
+    }
+    assert spec.ready_url == "http://127.0.0.1:8103/readyz"
+    assert spec.cwd == cfg.data_dir
+
+
+def test_the_local_platform_runs_at_compressed_timescales(cfg: PlatformConfig):
+    evaluation = evaluation_spec(cfg).env
+    rollout = json.loads(retraining_spec(cfg).env["ORCHARD_RETRAINING_ROLLOUT_DEFAULTS"])
+
+    assert evaluation["ORCHARD_EVALUATION_MONITOR_INTERVAL_S"] == "10"
+    assert evaluation["ORCHARD_EVALUATION_DRIFT_MIN_ROWS"] == "500"
+    # evaluation refuses a rollup that is not a whole number of buckets
+    rollup, bucket = (int(evaluation[f"ORCHARD_EVALUATION_{n}"]) for n in ("ROLLUP_S", "BUCKET_S"))
+    assert rollup % bucket == 0
+    assert rollout["steps"] == [20, 50, 100]
+    assert rollout["step_interval_s"] <= rollout["max_wait_s"]
+
+
+def test_a_timescale_the_user_set_is_left_to_the_users_environment(
+    cfg: PlatformConfig, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("ORCHARD_EVALUATION_MONITOR_INTERVAL_S", "300")
+    monkeypatch.setenv("ORCHARD_RETRAINING_ROLLOUT_DEFAULTS", '{"steps": [5, 100]}')
+
+    assert "ORCHARD_EVALUATION_MONITOR_INTERVAL_S" not in evaluation_spec(cfg).env
+    assert "ORCHARD_RETRAINING_ROLLOUT_DEFAULTS" not in retraining_spec(cfg).env
+    assert evaluation_spec(cfg).env["ORCHARD_EVALUATION_BUCKET_S"] == "10"
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0", "::"])
@@ -125,6 +190,7 @@ def test_every_port_is_named_by_its_option(cfg: PlatformConfig):
         "--mlflow-port": 5100,
         "--inference-port": 8180,
         "--evaluation-port": 8102,
+        "--retraining-port": 8103,
         "--gateway-port": 8100,
     }
 
@@ -132,20 +198,6 @@ def test_every_port_is_named_by_its_option(cfg: PlatformConfig):
 def test_clients_reach_a_wildcard_bind_on_loopback(tmp_path: Path):
     assert PlatformConfig(tmp_path, host="0.0.0.0").gateway_url == "http://127.0.0.1:8000"
     assert PlatformConfig(tmp_path, host="::").gateway_url == "http://[::1]:8000"
-
-
-def test_the_routes_file_pins_each_model_to_its_champion_version(tmp_path: Path):
-    path = tmp_path / "routes.yaml"
-
-    write_routes(path, "http://127.0.0.1:8080", {"credit-risk": "3", "digits": "1"})
-
-    assert path.read_text().startswith("# Written by `orchard up`")
-    assert yaml.safe_load(path.read_text()) == {
-        "models": {
-            "credit-risk": {"backend": "http://127.0.0.1:8080", "version": "3"},
-            "digits": {"backend": "http://127.0.0.1:8080", "version": "1"},
-        }
-    }
 
 
 def _registry(status_by_model: dict[str, int]) -> httpx.Client:
@@ -222,6 +274,7 @@ def test_a_missing_service_is_named_with_the_package_that_provides_it(
 
     assert "orchard_evaluation.__main__ (package orchard-evaluation)" in missing
     assert "orchard_gateway.__main__ (package orchard-gateway)" in missing
+    assert "orchard_retraining.__main__ (package orchard-retraining)" in missing
 
 
 def test_modules_that_are_not_installed_are_listed():

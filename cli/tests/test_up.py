@@ -52,6 +52,7 @@ def fake_platform(monkeypatch: pytest.MonkeyPatch, fake_spec: Any) -> Iterator[F
             ),
             "inference": fake_spec("inference"),
             "evaluation": fake_spec("evaluation"),
+            "retraining": fake_spec("retraining"),
             "gateway": fake_spec("gateway", "--stdout", "gateway started"),
         },
         registry=[{"credit-risk": "3", "digits": "1"}],
@@ -76,7 +77,13 @@ def fake_platform(monkeypatch: pytest.MonkeyPatch, fake_spec: Any) -> Iterator[F
 
 def _up(tmp_path: Path, port_factory: Any) -> list[str]:
     args = ["up", "--data-dir", str(tmp_path)]
-    for option in ("--mlflow-port", "--inference-port", "--evaluation-port", "--gateway-port"):
+    for option in (
+        "--mlflow-port",
+        "--inference-port",
+        "--evaluation-port",
+        "--retraining-port",
+        "--gateway-port",
+    ):
         args += [option, str(port_factory())]
     return args
 
@@ -134,11 +141,9 @@ def test_up_serves_until_signalled_then_stops_everything(
     assert "Orchard is up." in result.output
     assert "First run" not in result.output
     assert "Orchard stopped." in result.output
-    routes = (tmp_path / "routes.yaml").read_text()
-    assert 'credit-risk: {backend: "http://127.0.0.1:' in routes
-    assert 'version: "3"}' in routes
-    # mlflow + its grandchild, inference, evaluation, gateway
-    assert len(fake_platform.pids) >= 5
+    assert "orchard demo" in result.output
+    # mlflow + its grandchild, inference, evaluation, retraining, gateway
+    assert len(fake_platform.pids) >= 6
     assert _alive(fake_platform.pids) == []
     assert not is_running(tmp_path)
     assert not (tmp_path / "state.json").exists()
@@ -233,3 +238,37 @@ def test_an_evaluation_that_never_gets_ready_stops_up_before_the_gateway_starts(
     assert "Orchard failed to start: evaluation was not ready at http://" in result.output
     assert "gateway started" not in result.output
     assert not is_running(tmp_path)
+
+
+def test_retraining_is_ready_after_evaluation_and_before_the_gateway_and_is_listed(
+    tmp_path: Path, port_factory: Any, fake_platform: FakePlatform
+):
+    args = _up(tmp_path, port_factory)
+    retraining_port = args[args.index("--retraining-port") + 1]
+    states: list[InstanceState] = []
+    _stop_once_running(tmp_path, fake_platform, signal.SIGTERM, states)
+
+    result = runner.invoke(app, args)
+
+    assert result.exit_code == 0, result.output
+    output = result.output
+    evaluation_ready = output.index("evaluation | GET /ready")
+    retraining_ready = output.index("retraining | GET /ready")
+    assert evaluation_ready < retraining_ready < output.index("gateway    | gateway started")
+    assert f"Retraining  http://127.0.0.1:{retraining_port}" in output
+    (state,) = states
+    retraining = state.services["retraining"]
+    assert retraining.health_url == f"http://127.0.0.1:{retraining_port}/readyz"
+    assert retraining.pid is not None
+
+
+def test_a_missing_champion_after_training_stops_up_before_retraining_starts(
+    tmp_path: Path, port_factory: Any, fake_platform: FakePlatform
+):
+    fake_platform.registry = [{"credit-risk": None, "digits": "1"}]
+
+    result = runner.invoke(app, _up(tmp_path, port_factory))
+
+    assert result.exit_code == 1
+    assert "the registry has no credit-risk@champion after training" in result.output
+    assert "retraining |" not in result.output

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import httpx
 
@@ -23,6 +23,7 @@ from orchard_cli.supervisor import ProcessSpec
 __all__ = [
     "CHAMPION",
     "DEMO_MODELS",
+    "LOCAL_TIMESCALES",
     "PlatformConfig",
     "PlatformError",
     "TrainedModel",
@@ -34,8 +35,8 @@ __all__ = [
     "missing_modules",
     "mlflow_spec",
     "parse_training_output",
+    "retraining_spec",
     "training_spec",
-    "write_routes",
 ]
 
 DEMO_MODELS = ("credit-risk", "digits")
@@ -45,10 +46,53 @@ CHAMPION = "champion"
 _LAUNCHED_MODULES = {
     "orchard_inference.__main__": "orchard-inference",
     "orchard_evaluation.__main__": "orchard-evaluation",
+    "orchard_retraining.__main__": "orchard-retraining",
     "orchard_gateway.__main__": "orchard-gateway",
     "orchard_pipelines.train": "orchard-pipelines",
     "mlflow.__main__": "mlflow",
 }
+
+
+# The local platform is for trying the whole loop in minutes, so it runs at compressed
+# timescales: drift is judged every 10 s over the last 2 minutes, a canary step lasts 10 s.
+# Each is only a default: a variable already set in the environment of `orchard up` wins.
+# variable → (value, why). README and docs point here.
+LOCAL_TIMESCALES: Final[dict[str, tuple[str, str]]] = {
+    "ORCHARD_EVALUATION_MONITOR_INTERVAL_S": ("10", "judge drift and quality every 10 s"),
+    "ORCHARD_EVALUATION_MONITOR_WINDOW_S": ("120", "drift over the last 2 minutes of traffic"),
+    "ORCHARD_EVALUATION_QUALITY_WINDOW_S": ("600", "quality over the last 10 minutes"),
+    "ORCHARD_EVALUATION_TRIGGER_COOLDOWN_S": ("300", "one trigger per kind per model per 5 min"),
+    "ORCHARD_EVALUATION_DRIFT_MIN_ROWS": ("500", "kept: fewer rows make drift verdicts noise"),
+    "ORCHARD_EVALUATION_BUCKET_S": ("10", "10 s window profiles, so 2 minutes hold 12"),
+    "ORCHARD_EVALUATION_ROLLUP_S": ("600", "10 min rollups (a multiple of BUCKET_S)"),
+    "ORCHARD_EVALUATION_REFERENCE_RETRY_S": ("5", "a new version's reference is found at once"),
+    "ORCHARD_RETRAINING_TRIGGER_COOLDOWN_S": ("300", "one retraining per model per 5 min"),
+    "ORCHARD_RETRAINING_ROLLOUT_DEFAULTS": (
+        json.dumps(
+            {
+                "steps": [20, 50, 100],
+                "step_interval_s": 10,
+                "min_samples": 50,
+                "max_wait_s": 120,
+                "on_timeout": "rollback",
+                "compare": {"error_margin": 0.05, "latency_margin": 0.05, "accuracy_margin": 0.05},
+            },
+            separators=(",", ":"),
+        ),
+        "canary 20 → 50 → 100 %, judged every 10 s on 50+ samples, 2 min per step at most",
+    ),
+    "ORCHARD_GATEWAY_ROUTES_POLL_S": ("1", "route changes reach the gateway within a second"),
+    "ORCHARD_GATEWAY_EVENTS_FLUSH_INTERVAL_S": ("0.5", "prediction events reach evaluation fast"),
+}
+
+
+def _local_defaults(prefix: str) -> dict[str, str]:
+    """The :data:`LOCAL_TIMESCALES` of one service, less those the user's environment sets."""
+    return {
+        name: value
+        for name, (value, _why) in LOCAL_TIMESCALES.items()
+        if name.startswith(prefix) and name not in os.environ
+    }
 
 
 class PlatformError(Exception):
@@ -70,6 +114,7 @@ class PlatformConfig:
     mlflow_port: int = 5000
     inference_port: int = 8080
     evaluation_port: int = 8002
+    retraining_port: int = 8003
     gateway_port: int = 8000
     ready_timeout: float = 120.0
     train_timeout: float = 1800.0
@@ -82,6 +127,7 @@ class PlatformConfig:
             "--mlflow-port": self.mlflow_port,
             "--inference-port": self.inference_port,
             "--evaluation-port": self.evaluation_port,
+            "--retraining-port": self.retraining_port,
             "--gateway-port": self.gateway_port,
         }
 
@@ -104,14 +150,14 @@ class PlatformConfig:
         return self._url(self.evaluation_port)
 
     @property
+    def retraining_url(self) -> str:
+        """The retraining service, which owns the route table, pipeline runs and rollouts."""
+        return self._url(self.retraining_port)
+
+    @property
     def gateway_url(self) -> str:
         """The gateway, the public entry point."""
         return self._url(self.gateway_port)
-
-    @property
-    def routes_file(self) -> Path:
-        """The gateway's route table, written before it starts."""
-        return self.data_dir / "routes.yaml"
 
 
 def _flags(options: Mapping[str, str]) -> list[str]:
@@ -188,7 +234,8 @@ def inference_spec(cfg: PlatformConfig) -> ProcessSpec:
 def evaluation_spec(cfg: PlatformConfig) -> ProcessSpec:
     """The evaluation service, its SQLite database in the data folder.
 
-    It reads the models' reference profiles from the local MLflow.
+    It reads the models' reference profiles from the local MLflow and sends drift and
+    quality triggers to retraining.
     """
     return ProcessSpec(
         name="evaluation",
@@ -199,7 +246,10 @@ def evaluation_spec(cfg: PlatformConfig) -> ProcessSpec:
             "ORCHARD_EVALUATION_DATABASE_URL": f"sqlite:///{cfg.data_dir / 'evaluation.db'}",
             # Evidently HTML reports (on demand and daily) live with the rest of the state.
             "ORCHARD_EVALUATION_REPORTS_DIR": str(cfg.data_dir / "reports"),
+            # Drift and quality triggers go to the retraining service.
+            "ORCHARD_EVALUATION_RETRAINING_URL": cfg.retraining_url,
             "MLFLOW_TRACKING_URI": cfg.mlflow_url,
+            **_local_defaults("ORCHARD_EVALUATION_"),
         },
         ready_url=f"{cfg.evaluation_url}/readyz",
         ready_timeout=cfg.ready_timeout,
@@ -208,8 +258,38 @@ def evaluation_spec(cfg: PlatformConfig) -> ProcessSpec:
     )
 
 
+def retraining_spec(cfg: PlatformConfig) -> ProcessSpec:
+    """The retraining service: pipeline runs as local processes, candidates in the runtime.
+
+    Its database and the runs' logs live in the data folder; the route table it serves
+    covers the demo models.
+    """
+    return ProcessSpec(
+        name="retraining",
+        argv=[sys.executable, "-m", "orchard_retraining"],
+        env={
+            "ORCHARD_RETRAINING_HOST": cfg.host,
+            "ORCHARD_RETRAINING_PORT": str(cfg.retraining_port),
+            "ORCHARD_RETRAINING_DATABASE_URL": f"sqlite:///{cfg.data_dir / 'retraining.db'}",
+            "ORCHARD_RETRAINING_RUNS_DIR": str(cfg.data_dir / "runs"),
+            "ORCHARD_RETRAINING_MLFLOW_TRACKING_URI": cfg.mlflow_url,
+            "MLFLOW_TRACKING_URI": cfg.mlflow_url,  # also for the pipeline runs it starts
+            "ORCHARD_RETRAINING_EVALUATION_URL": cfg.evaluation_url,
+            "ORCHARD_RETRAINING_RUNTIME_URL": cfg.inference_url,
+            "ORCHARD_RETRAINING_MODELS": json.dumps(list(DEMO_MODELS)),
+            "ORCHARD_RETRAINING_TRAFFIC_BACKEND": "local",
+            "ORCHARD_RETRAINING_PIPELINE_BACKEND": "local",
+            **_local_defaults("ORCHARD_RETRAINING_"),
+        },
+        ready_url=f"{cfg.retraining_url}/readyz",
+        ready_timeout=cfg.ready_timeout,
+        stop_timeout=cfg.stop_timeout,
+        cwd=cfg.data_dir,
+    )
+
+
 def gateway_spec(cfg: PlatformConfig) -> ProcessSpec:
-    """The gateway, routing with the file :func:`write_routes` wrote.
+    """The gateway, polling its route table from retraining.
 
     It logs prediction events and forwards feedback to the evaluation service.
     """
@@ -219,10 +299,11 @@ def gateway_spec(cfg: PlatformConfig) -> ProcessSpec:
         env={
             "ORCHARD_GATEWAY_HOST": cfg.host,
             "ORCHARD_GATEWAY_PORT": str(cfg.gateway_port),
-            "ORCHARD_GATEWAY_ROUTES_FILE": str(cfg.routes_file),
+            "ORCHARD_GATEWAY_ROUTES_URL": f"{cfg.retraining_url}/v1/routes",
             # Async batch jobs live with the rest of the platform's state.
             "ORCHARD_GATEWAY_JOBS_DIR": str(cfg.data_dir / "jobs"),
             "ORCHARD_GATEWAY_EVALUATION_URL": cfg.evaluation_url,
+            **_local_defaults("ORCHARD_GATEWAY_"),
         },
         ready_url=f"{cfg.gateway_url}/readyz",
         ready_timeout=cfg.ready_timeout,
@@ -279,18 +360,6 @@ def champion_versions(
                 f"{response.text[:200]}"
             )
     return versions
-
-
-def write_routes(path: Path, backend_url: str, versions: Mapping[str, str]) -> None:
-    """Write the gateway's routes file: each model to the runtime, pinned to a version."""
-    lines = ["# Written by `orchard up` — model → backend URL and pinned version", "models:"]
-    for name, version in versions.items():
-        # JSON strings are valid YAML double-quoted scalars, so no YAML library is needed.
-        backend, pinned = json.dumps(backend_url), json.dumps(str(version))
-        lines.append(f"  {name}: {{backend: {backend}, version: {pinned}}}")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    tmp.replace(path)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """``orchard up``: start the local platform, then supervise it until it is stopped.
 
-The order: MLflow; on the first run, the training job; the inference runtime; evaluation; the
-gateway last, so everything it calls is ready before it takes requests. Stopping goes in
-reverse, so the gateway's queued prediction events still reach evaluation.
+The order: MLflow; on the first run, the training job; the inference runtime; evaluation;
+retraining (which serves the route table); the gateway last, so everything it calls is ready
+before it takes requests. Stopping goes in reverse, so the gateway's queued prediction events
+still reach evaluation.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from orchard_cli.platform import (
     missing_modules,
     mlflow_spec,
     parse_training_output,
+    retraining_spec,
     training_spec,
-    write_routes,
 )
 from orchard_cli.ports import PortInUseError, check_ports_free
 from orchard_cli.supervisor import (
@@ -42,7 +43,7 @@ from orchard_cli.supervisor import (
 
 __all__ = ["run_up"]
 
-_LOG_NAMES = ("mlflow", "train", "inference", "evaluation", "gateway")
+_LOG_NAMES = ("mlflow", "train", "inference", "evaluation", "retraining", "gateway")
 
 
 def _state(cfg: PlatformConfig, status: str, supervisor: Supervisor | None = None) -> InstanceState:
@@ -51,6 +52,7 @@ def _state(cfg: PlatformConfig, status: str, supervisor: Supervisor | None = Non
         "gateway": ServiceState(cfg.gateway_url, f"{cfg.gateway_url}/readyz"),
         "inference": ServiceState(cfg.inference_url, f"{cfg.inference_url}/v2/health/ready"),
         "evaluation": ServiceState(cfg.evaluation_url, f"{cfg.evaluation_url}/readyz"),
+        "retraining": ServiceState(cfg.retraining_url, f"{cfg.retraining_url}/readyz"),
         "mlflow": ServiceState(cfg.mlflow_url, f"{cfg.mlflow_url}/health"),
     }
     return InstanceState(
@@ -154,17 +156,18 @@ def _start(
             metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted(model.metrics.items()))
             console.print(f"Registered {model.name} version {model.version} ({metrics})")
         versions = champion_versions(client, cfg.mlflow_url)
-    pinned: dict[str, str] = {}
+    # Retraining routes each model to its champion: there must be one.
     for name, version in versions.items():
         if version is None:
             raise PlatformError(f"the registry has no {name}@{CHAMPION} after training")
-        pinned[name] = version
-    write_routes(cfg.routes_file, cfg.inference_url, pinned)
     with console.status("Starting the inference runtime (loading models)…"):
         supervisor.start(inference_spec(cfg))
     # Ready before the gateway starts, so its first prediction events have somewhere to go.
     with console.status("Starting the evaluation service…"):
         supervisor.start(evaluation_spec(cfg))
+    # Before the gateway: it polls its route table from retraining.
+    with console.status("Starting the retraining service…"):
+        supervisor.start(retraining_spec(cfg))
     with console.status("Starting the gateway…"):
         supervisor.start(gateway_spec(cfg))
 
@@ -175,6 +178,7 @@ def _print_ready(cfg: PlatformConfig, client: httpx.Client, console: Console) ->
         ("Gateway", cfg.gateway_url),
         ("Runtime", cfg.inference_url),
         ("Evaluation", cfg.evaluation_url),
+        ("Retraining", cfg.retraining_url),
         ("MLflow UI", cfg.mlflow_url),
         ("Data folder", str(cfg.data_dir)),
     ]
@@ -183,4 +187,6 @@ def _print_ready(cfg: PlatformConfig, client: httpx.Client, console: Console) ->
         console.print(Text.assemble(f"  {label:<12}", (value, "bold")), soft_wrap=True)
     console.print("Try a prediction through the gateway:")
     console.print(Text(f"  {curl}"), soft_wrap=True)
+    console.print("Drive the closed loop (drift → retraining → canary) in another terminal:")
+    console.print(Text("  orchard demo"), soft_wrap=True)
     console.print("Press Ctrl-C to stop.")

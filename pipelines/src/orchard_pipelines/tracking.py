@@ -26,6 +26,7 @@ __all__ = [
     "PROFILE_ARTIFACT",
     "TrainingResult",
     "check_reachable",
+    "discard_run_versions",
     "publish_version",
     "training_run",
 ]
@@ -144,6 +145,27 @@ def publish_version(
     if alias:
         client.set_registered_model_alias(registered_model_name, alias, version.version)
     return str(version.version)
+
+
+def discard_run_versions(
+    client: MlflowClient, registered_model_name: str, run_id: str
+) -> list[str]:
+    """Delete every version of ``registered_model_name`` registered from ``run_id``.
+
+    The undo for a registration that failed part-way: searching by run rather than trusting a
+    returned version number also catches a version created by a call that then raised.
+
+    Returns:
+        The deleted version numbers.
+    """
+    found = client.search_model_versions(
+        f"name = '{registered_model_name}' and run_id = '{run_id}'"
+    )
+    deleted = []
+    for version in found:
+        client.delete_model_version(registered_model_name, version.version)
+        deleted.append(str(version.version))
+    return deleted
 
 
 @contextmanager

@@ -6,13 +6,24 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
+from orchard_core.errors import ServiceUnavailable
 from orchard_core.requests import read_limited_body
+from orchard_retraining.controller import RolloutController
 from orchard_retraining.metrics import RetrainingMetrics
 from orchard_retraining.rollout_store import RolloutStore
+from orchard_retraining.runs import PipelineRunner, PipelineRunStore
 from orchard_retraining.settings import RetrainingSettings
 from orchard_retraining.triggers import TriggerIntake
 
-__all__ = ["BodyDep", "IntakeDep", "MetricsDep", "RolloutsDep"]
+__all__ = [
+    "BodyDep",
+    "ControllerDep",
+    "IntakeDep",
+    "MetricsDep",
+    "PipelineRunsDep",
+    "RolloutsDep",
+    "RunnerDep",
+]
 
 
 async def get_intake(request: Request) -> TriggerIntake:
@@ -23,6 +34,26 @@ async def get_intake(request: Request) -> TriggerIntake:
 async def get_rollouts(request: Request) -> RolloutStore:
     """Where rollouts are kept."""
     return cast(RolloutStore, request.app.state.rollouts)
+
+
+async def get_pipeline_runs(request: Request) -> PipelineRunStore:
+    """Where pipeline runs are kept."""
+    return cast(PipelineRunStore, request.app.state.pipeline_runs)
+
+
+async def get_runner(request: Request) -> PipelineRunner:
+    """The pipeline runner; 503 when the service has no MLflow to run pipelines with."""
+    runner = cast(PipelineRunner | None, request.app.state.runner)
+    if runner is None:
+        raise ServiceUnavailable(
+            "pipeline runs need MLflow: set ORCHARD_RETRAINING_MLFLOW_TRACKING_URI"
+        )
+    return runner
+
+
+async def get_controller(request: Request) -> RolloutController:
+    """The rollout controller (it carries out what rollout events decide)."""
+    return cast(RolloutController, request.app.state.controller)
 
 
 async def get_metrics(request: Request) -> RetrainingMetrics:
@@ -45,3 +76,6 @@ IntakeDep = Annotated[TriggerIntake, Depends(get_intake)]
 MetricsDep = Annotated[RetrainingMetrics, Depends(get_metrics)]
 BodyDep = Annotated[bytes, Depends(read_body)]
 RolloutsDep = Annotated[RolloutStore, Depends(get_rollouts)]
+ControllerDep = Annotated[RolloutController, Depends(get_controller)]
+PipelineRunsDep = Annotated[PipelineRunStore, Depends(get_pipeline_runs)]
+RunnerDep = Annotated[PipelineRunner, Depends(get_runner)]

@@ -75,8 +75,7 @@ class RetrainingMetrics:
         )
         self.evaluation_requests = Counter(
             "orchard_retraining_evaluation_requests",
-            "Questions to evaluation (compare, experiments), by outcome (ok, unreachable,"
-            " invalid)",
+            "Questions to evaluation (compare, experiments), by outcome (ok, unreachable, invalid)",
             ["outcome"],
             registry=registry,
         )

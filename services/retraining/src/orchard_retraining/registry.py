@@ -122,6 +122,34 @@ class ModelRegistry:
             aliases=tuple(getattr(found, "aliases", ()) or ()),
         )
 
+    def set_version_tag(self, model: str, version: str, key: str, value: str) -> None:
+        """Tag a version (e.g. ``orchard.gate`` = the quality gate's verdict).
+
+        Raises:
+            NotFound: no such model version.
+            RegistryUnavailable: MLflow did not answer.
+        """
+        try:
+            self._client.set_model_version_tag(model, version, key, value)
+        except Exception as exc:
+            if _is_not_found(exc):
+                raise NotFound(f"{model} has no version {version} to tag") from exc
+            raise _unavailable(f"tagging {model} version {version}", exc) from exc
+
+    def run_tags(self, run_id: str) -> dict[str, str]:
+        """A run's tags.
+
+        Raises:
+            NotFound: no such run.
+            RegistryUnavailable: MLflow did not answer.
+        """
+        try:
+            return dict(self._client.get_run(run_id).data.tags)
+        except Exception as exc:
+            if _is_not_found(exc):
+                raise NotFound(f"no MLflow run {run_id}") from exc
+            raise _unavailable(f"reading run {run_id}", exc) from exc
+
     def versions_tagged(self, model: str, key: str, value: str) -> list[str]:
         """The versions of ``model`` whose tag ``key`` is ``value``.
 

@@ -102,9 +102,23 @@ class RetrainingSettings(ServiceSettings):
             "--json)."
         ),
     )
+    training_image: str | None = Field(
+        default=None,
+        description=(
+            "The image training Jobs run (pipeline_backend 'kubernetes'; required there)."
+        ),
+    )
     runs_dir: Path = Field(
         default=Path(".orchard/runs"),
         description="Folder for local pipeline runs' logs (one file per run).",
+    )
+    training_window_s: float = Field(
+        default=30 * 86_400.0,
+        gt=0,
+        description=(
+            "How far back labeled production data is taken for retraining (evaluation's "
+            "export since now minus this): recent enough to be what the model faces now."
+        ),
     )
     max_concurrent_runs: int = Field(
         default=1, ge=1, description="Most pipeline runs at once; later ones wait (pending)."
@@ -181,6 +195,14 @@ class RetrainingSettings(ServiceSettings):
         RolloutSpec.from_dict(
             {"model": "m", "champion_version": "1", "candidate_version": "2"} | value
         )
+        return value
+
+    @field_validator("gate")
+    @classmethod
+    def _valid_gate(cls, value: dict[str, Any]) -> dict[str, Any]:
+        from orchard_retraining.runs.gate_step import gate_config
+
+        gate_config(value)  # raises ValueError naming what is wrong
         return value
 
     @field_validator("schedules")

@@ -9,18 +9,22 @@ once: a resend returns the first record.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from orchard_core.errors import NotFound
 from orchard_retraining.db import Database
 from orchard_retraining.tables import TriggerRecord
 
-__all__ = ["SOURCES", "Trigger", "TriggerIntake", "record_dict"]
+__all__ = ["SOURCES", "OnAccepted", "Trigger", "TriggerIntake", "record_dict"]
+
+_log = logging.getLogger("orchard.retraining.triggers")
 
 Source = Literal["evaluation", "alertmanager", "schedule", "manual"]
 SOURCES: tuple[Source, ...] = ("evaluation", "alertmanager", "schedule", "manual")
@@ -39,15 +43,45 @@ class Trigger:
     external_id: str | None = None
 
 
-class TriggerIntake:
-    """Records triggers, deduplicating per model within the cooldown."""
+# What an accepted trigger sets off (a pipeline run); returns what it led to.
+OnAccepted = Callable[[TriggerRecord], Mapping[str, Any]]
 
-    def __init__(self, database: Database, cooldown_s: float) -> None:
+
+class TriggerIntake:
+    """Records triggers, deduplicating per model within the cooldown; each newly accepted
+    one is handed to ``on_accepted`` (the pipeline runner, when retraining is automatic)."""
+
+    def __init__(
+        self, database: Database, cooldown_s: float, on_accepted: OnAccepted | None = None
+    ) -> None:
         self._db = database
         self._cooldown_s = cooldown_s
+        self.on_accepted = on_accepted
 
     def receive(self, trigger: Trigger, now: float | None = None) -> tuple[TriggerRecord, bool]:
         """Record ``trigger``; returns the record and whether it is new (False: a resend)."""
+        record, new = self._record(trigger, now)
+        if new and record.outcome == "accepted" and self.on_accepted is not None:
+            try:
+                led_to = dict(self.on_accepted(record))
+            except Exception as exc:  # the trigger stays recorded; why nothing followed is kept
+                _log.exception("trigger %s: starting what it leads to failed", record.id)
+                led_to = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+            record = self.note(record.id, led_to)
+        return record, new
+
+    def note(self, trigger_id: int, changes: Mapping[str, Any]) -> TriggerRecord:
+        """Merge ``changes`` into what the trigger led to (run, candidate, gate, rollout)."""
+        with self._db.session() as session, session.begin():
+            record = session.get(
+                TriggerRecord, trigger_id, with_for_update=self._db.dialect == "postgresql"
+            )
+            if record is None:
+                raise NotFound(f"no trigger {trigger_id}")
+            record.led_to = {**record.led_to, **changes}
+            return record
+
+    def _record(self, trigger: Trigger, now: float | None) -> tuple[TriggerRecord, bool]:
         at = time.time() if now is None else now
         with self._db.session() as session, session.begin():
             if trigger.external_id is not None:

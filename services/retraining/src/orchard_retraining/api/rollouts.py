@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from orchard_core.errors import InvalidInput
 from orchard_core.responses import json_response
-from orchard_retraining.deps import BodyDep, RolloutsDep
+from orchard_retraining.deps import BodyDep, ControllerDep, RolloutsDep
 from orchard_retraining.rollout_store import rollout_dict
 from orchard_retraining.rollouts import ManualAbort, ManualPromote
 
@@ -45,13 +45,13 @@ def _by_hand(data: dict[str, Any]) -> tuple[str | None, str]:
 
 
 @router.post("", status_code=201)
-async def start_rollout(body: BodyDep, rollouts: RolloutsDep) -> Response:
+async def start_rollout(body: BodyDep, controller: ControllerDep) -> Response:
     """Start a rollout (canary steps, A/B or shadow first) of a candidate version."""
     data = _object(body)
     actor = data.pop("actor", None)
     if actor is not None and not isinstance(actor, str):
         raise InvalidInput("'actor' must be a string")
-    record, transition = await run_in_threadpool(rollouts.start, data, actor)
+    record, transition = await controller.start(data, actor)
     return json_response(rollout_dict(record, transition), status_code=201)
 
 
@@ -73,20 +73,18 @@ async def get_rollout(rollout_id: int, rollouts: RolloutsDep) -> Response:
 
 
 @router.post("/{rollout_id}/promote")
-async def promote_rollout(rollout_id: int, body: BodyDep, rollouts: RolloutsDep) -> Response:
+async def promote_rollout(rollout_id: int, body: BodyDep, controller: ControllerDep) -> Response:
     """Promote the candidate now: all traffic to it, alias champion moved (409 if finished)."""
     actor, reason = _by_hand(_object(body, empty_ok=True))
-    record, transition = await run_in_threadpool(
-        rollouts.apply, rollout_id, ManualPromote(actor=actor, reason=reason)
+    record, transition = await controller.apply(
+        rollout_id, ManualPromote(actor=actor, reason=reason)
     )
     return json_response(rollout_dict(record, transition))
 
 
 @router.post("/{rollout_id}/abort")
-async def abort_rollout(rollout_id: int, body: BodyDep, rollouts: RolloutsDep) -> Response:
+async def abort_rollout(rollout_id: int, body: BodyDep, controller: ControllerDep) -> Response:
     """Abort now: all traffic back to the champion, aliases restored (409 if finished)."""
     actor, reason = _by_hand(_object(body, empty_ok=True))
-    record, transition = await run_in_threadpool(
-        rollouts.apply, rollout_id, ManualAbort(actor=actor, reason=reason)
-    )
+    record, transition = await controller.apply(rollout_id, ManualAbort(actor=actor, reason=reason))
     return json_response(rollout_dict(record, transition))

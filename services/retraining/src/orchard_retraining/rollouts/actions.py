@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias
 
 __all__ = [
@@ -91,7 +91,9 @@ class AskEvaluation:
     ``kind="compare"``: ``GET /v1/compare?model&baseline&candidate&since&min_samples``, plus
     ``candidate_weight`` (a fraction, absent when no traffic split applies) and
     ``candidate_shadow`` for the shadow phase. ``kind="experiment"``: the A/B analysis of
-    ``experiment`` since ``since``. A failure to get an answer is ``EvaluationUnreachable``.
+    ``experiment`` since ``since``. ``compare`` carries the spec's extra judgment settings
+    (margins, ``alpha``, ``latency_threshold_ms``) as query parameters. A failure to get an
+    answer is ``EvaluationUnreachable``.
     """
 
     kind: Literal["compare", "experiment"]
@@ -103,6 +105,7 @@ class AskEvaluation:
     candidate_weight: float | None = None
     candidate_shadow: bool = False
     experiment: str | None = None
+    compare: Mapping[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data."""
@@ -117,6 +120,7 @@ class AskEvaluation:
             "candidate_weight": self.candidate_weight,
             "candidate_shadow": self.candidate_shadow,
             "experiment": self.experiment,
+            "compare": dict(self.compare),
         }
 
 

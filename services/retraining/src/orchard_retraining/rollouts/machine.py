@@ -321,6 +321,7 @@ def _ask(spec: RolloutSpec, state: RolloutState, phase: RolloutStatus) -> AskEva
         "candidate": spec.candidate_version,
         "since": _at(state.phase_started_at),
         "min_samples": spec.min_samples,
+        "compare": dict(spec.compare),
     }
     if phase is _S.EXPERIMENT:
         return AskEvaluation(

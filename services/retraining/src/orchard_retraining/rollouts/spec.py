@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Final
 
 __all__ = [
+    "COMPARE_SETTINGS",
     "DEFAULT_STICKY_KEY",
     "ExperimentStop",
     "OnTimeout",
@@ -18,6 +19,16 @@ __all__ = [
 
 # The gateway's default unit header (orchard_gateway.routes_table); services share no code.
 DEFAULT_STICKY_KEY: Final = "X-Orchard-Unit"
+
+# Evaluation's ``GET /v1/compare`` settings a rollout may pass on, with the ranges evaluation
+# accepts: (low, high, low inclusive, high inclusive); ``None`` is unbounded.
+COMPARE_SETTINGS: Final[Mapping[str, tuple[float, float | None, bool, bool]]] = {
+    "error_margin": (0.0, 1.0, True, True),
+    "latency_margin": (0.0, 1.0, True, True),
+    "accuracy_margin": (0.0, 1.0, True, True),
+    "alpha": (0.0, 1.0, False, False),
+    "latency_threshold_ms": (0.0, None, False, False),
+}
 
 
 class Strategy(enum.StrEnum):
@@ -60,6 +71,10 @@ class RolloutSpec:
     least one step below 100; ``[5, 25, 50, 100]`` and ``[5, 25, 50]`` both promote after a
     PASS at 50 %.
 
+    ``compare`` passes settings on to evaluation's judgment (``error_margin``,
+    ``latency_margin``, ``accuracy_margin``, ``alpha``, ``latency_threshold_ms``; ``alpha``
+    also applies to A/B experiments); empty, evaluation's defaults apply.
+
     Times are seconds. ``max_wait_s`` bounds each canary step and the shadow phase (time spent
     paused does not count); an A/B experiment is bounded by ``experiment_duration_s``.
 
@@ -83,6 +98,7 @@ class RolloutSpec:
     experiment_percent: float = 50.0
     experiment_stop: ExperimentStop = ExperimentStop.SEQUENTIAL
     sticky_key: str = DEFAULT_STICKY_KEY
+    compare: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Coerce the enums and the steps so that a spec built from JSON values compares equal.
@@ -101,6 +117,7 @@ class RolloutSpec:
         if not isinstance(steps, tuple | list):
             raise ValueError(f"steps must be a list of percentages, not {steps!r}")
         object.__setattr__(self, "steps", tuple(_number("steps", s) for s in steps))
+        object.__setattr__(self, "compare", _compare_settings(self.compare))
         self._validate()
 
     def _validate(self) -> None:
@@ -185,6 +202,7 @@ class RolloutSpec:
         """The spec as JSON-ready data (``from_dict`` reads it back)."""
         data = asdict(self)
         data["steps"] = list(self.steps)
+        data["compare"] = dict(self.compare)
         for name in ("strategy", "on_timeout", "experiment_stop"):
             data[name] = data[name].value
         return data
@@ -207,6 +225,29 @@ class RolloutSpec:
         if "steps" in values and isinstance(values["steps"], list):
             values["steps"] = tuple(values["steps"])
         return cls(**values)
+
+
+def _compare_settings(value: object) -> dict[str, float]:
+    if not isinstance(value, Mapping):
+        raise ValueError(f"compare must be an object of evaluation settings, not {value!r}")
+    unknown = sorted(str(k) for k in value if k not in COMPARE_SETTINGS)
+    if unknown:
+        allowed = ", ".join(COMPARE_SETTINGS)
+        raise ValueError(f"unknown compare settings: {', '.join(unknown)} (allowed: {allowed})")
+    settings: dict[str, float] = {}
+    for name, raw in value.items():
+        number = _number(f"compare.{name}", raw)
+        low, high, low_in, high_in = COMPARE_SETTINGS[name]
+        above = number >= low if low_in else number > low
+        below = high is None or (number <= high if high_in else number < high)
+        if not (above and below):
+            opening, closing = "[" if low_in else "(", "]" if high_in else ")"
+            upper = "inf" if high is None else f"{high:g}"
+            raise ValueError(
+                f"compare.{name} must lie in {opening}{low:g}, {upper}{closing}, not {number:g}"
+            )
+        settings[str(name)] = number
+    return settings
 
 
 def _number(name: str, value: object) -> float:

@@ -1,0 +1,159 @@
+"""The closed loop, hands-off: `orchard up`, then both `orchard demo` scenarios against it.
+
+drift: healthy traffic, then drifted traffic; evaluation detects it, retraining retrains,
+gates, canaries and promotes a new champion — nobody calls anything but the demo's traffic.
+bad-candidate: a candidate that fails in serving is rolled out; the canary rolls it back, the
+old champion serves 100 % again and no prediction failed outside the canary's share.
+
+Runs on the local platform's compressed timescales (`orchard up`'s defaults), on its own data
+folder and ports, so the promotion it causes touches no other test.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
+
+_UP_DEADLINE_S = 600.0  # the first run trains both demo models on a 2-core machine
+_DEMO_DEADLINE_S = 1_500.0
+_SERVICES = ("mlflow", "inference", "evaluation", "retraining", "gateway")
+
+
+def _free_ports(count: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def _orchard() -> list[str]:
+    script = Path(sys.executable).with_name("orchard")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "orchard_cli"]
+
+
+@dataclass(frozen=True)
+class Platform:
+    data_dir: Path
+    log: Path
+    urls: dict[str, str]
+
+
+def _tail(path: Path, chars: int = 6000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else "(no log)"
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """`orchard up` on free ports with its own data folder; stopped with SIGTERM after."""
+    data_dir = tmp_path_factory.mktemp("orchard-demo")
+    log = data_dir / "orchard-up.log"
+    ports = dict(zip(_SERVICES, _free_ports(len(_SERVICES)), strict=True))
+    argv = [*_orchard(), "up", "--data-dir", str(data_dir)]
+    for name, port in ports.items():
+        argv += [f"--{name}-port", str(port)]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLFLOW_"))}
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    try:
+        deadline = time.monotonic() + _UP_DEADLINE_S
+        while "Press Ctrl-C to stop." not in log.read_text(errors="replace"):
+            assert proc.poll() is None, f"orchard up exited early:\n{_tail(log)}"
+            assert time.monotonic() < deadline, f"orchard up not ready:\n{_tail(log)}"
+            time.sleep(0.5)  # polling interval
+        yield Platform(data_dir, log, urls)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _get(url: str, **params: Any) -> Any:
+    response = httpx.get(url, params=params, timeout=30, trust_env=False)
+    assert response.status_code == 200, f"{url}: {response.status_code} {response.text}"
+    return response.json()
+
+
+def _champion(platform: Platform, model: str = "credit-risk") -> str:
+    body = _get(
+        f"{platform.urls['mlflow']}/api/2.0/mlflow/registered-models/alias",
+        name=model,
+        alias="champion",
+    )
+    return str(body["model_version"]["version"])
+
+
+@pytest.mark.timeout(_UP_DEADLINE_S + _DEMO_DEADLINE_S + 120)
+def test_the_demo_closes_the_loop_hands_off(platform: Platform, tmp_path: Path) -> None:
+    first_champion = _champion(platform)
+    demo_log = tmp_path / "demo.log"
+    with demo_log.open("wb") as out:
+        demo = subprocess.run(
+            [*_orchard(), "demo", "--quiet", "--data-dir", str(platform.data_dir)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=_DEMO_DEADLINE_S,
+            check=False,
+        )
+    context = f"demo:\n{_tail(demo_log)}\n\nplatform:\n{_tail(platform.log)}"
+    assert demo.returncode == 0, context
+
+    retraining = platform.urls["retraining"]
+    rollouts = _get(f"{retraining}/v1/rollouts", model="credit-risk")["rollouts"]
+    assert [r["status"] for r in rollouts[:2]] == ["rolled_back", "promoted"], context
+    bad, good = rollouts[0], rollouts[1]
+
+    # drift: a retrained version, started by evaluation's trigger, is the champion now.
+    new_champion = _champion(platform)
+    assert new_champion == good["candidate_version"] != first_champion, context
+    runs = _get(f"{retraining}/v1/pipeline-runs", model="credit-risk")["runs"]
+    retrain = next(r for r in runs if r["rollout_id"] == good["id"])
+    assert retrain["trigger_id"] is not None, "the retraining was not started by a trigger"
+    assert retrain["gate_verdict"] == "passed", retrain["gate"]
+    triggers = _get(f"{retraining}/v1/triggers", model="credit-risk")["triggers"]
+    trigger = next(t for t in triggers if t["id"] == retrain["trigger_id"])
+    assert trigger["source"] == "evaluation", trigger
+    # Every step of the promoted rollout was judged by evaluation (PASS), none by a person.
+    advances = [d for d in good["state"]["decisions"] if d["action"] in ("advance", "promote")]
+    assert advances, good
+    assert all(d["verdict"] and d["verdict"]["verdict"] == "PASS" for d in advances), good
+
+    # bad-candidate: rolled back on evaluation's FAIL; the champion kept its alias and 100 %.
+    rollback = bad["state"]["decisions"][-1]
+    assert rollback["action"] == "rollback", bad
+    assert rollback["verdict"]["verdict"] == "FAIL", bad
+    assert _champion(platform) == new_champion
+    challenger = httpx.get(
+        f"{platform.urls['mlflow']}/api/2.0/mlflow/registered-models/alias",
+        params={"name": "credit-risk", "alias": "challenger"},
+        timeout=30,
+        trust_env=False,
+    )
+    assert challenger.status_code == 404, "the challenger alias outlived the rollback"
+    routes = _get(f"{retraining}/v1/routes")["models"]["credit-risk"]["versions"]
+    assert [(r["version"], r["weight"], r["role"]) for r in routes] == [
+        (new_champion, 100, "champion")
+    ], routes
