@@ -55,11 +55,21 @@ class Platform:
     def evaluation_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['--evaluation-port']}"
 
+    @property
+    def retraining_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['--retraining-port']}"
+
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Platform:
     ports: dict[str, int] = {}
-    for option in ("--mlflow-port", "--inference-port", "--evaluation-port", "--gateway-port"):
+    for option in (
+        "--mlflow-port",
+        "--inference-port",
+        "--evaluation-port",
+        "--retraining-port",
+        "--gateway-port",
+    ):
         while True:
             with socket.socket() as sock:
                 sock.bind(("127.0.0.1", 0))
@@ -159,7 +169,9 @@ def test_up_serves_refuses_a_second_instance_and_stops_without_orphans(
     signum: signal.Signals,
 ):
     proc, log, tree = running.proc, running.log, running.tree
-    assert len(tree) >= 5, "expected orchard up, mlflow, the runtime, evaluation and the gateway"
+    assert len(tree) >= 6, (
+        "expected orchard up, mlflow, the runtime, evaluation, retraining, the gateway"
+    )
     output = log.read_text(errors="replace")
 
     # Serving: the gateway is ready and the printed example gets a prediction.
@@ -171,8 +183,11 @@ def test_up_serves_refuses_a_second_instance_and_stops_without_orphans(
     # ... and the gateway logs that prediction to evaluation, which stores it.
     accepted = _wait_for_accepted_events(platform.evaluation_url)
     assert accepted >= 1, f"no prediction event reached evaluation:\n{_tail(log)}"
-    routes = (platform.data_dir / "routes.yaml").read_text()
-    assert 'credit-risk: {backend: "http://127.0.0.1:' in routes
+    # The gateway routes by retraining's table: each model's champion on the runtime.
+    routes = httpx.get(f"{platform.retraining_url}/v1/routes", trust_env=False).json()["models"]
+    [champion] = routes["credit-risk"]["versions"]
+    assert champion["role"] == "champion"
+    assert champion["target_url"] == f"http://127.0.0.1:{platform.ports['--inference-port']}"
     trained_now = "First run: training" in output
     assert trained_now == (not platform.runs), "only the first run on a data folder trains"
 

@@ -129,7 +129,7 @@ def test_the_demo_closes_the_loop_hands_off(platform: Platform, tmp_path: Path) 
     # drift: a retrained version, started by evaluation's trigger, is the champion now.
     new_champion = _champion(platform)
     assert new_champion == good["candidate_version"] != first_champion, context
-    runs = _get(f"{retraining}/v1/pipeline-runs", model="credit-risk")["runs"]
+    runs = _get(f"{retraining}/v1/pipeline-runs", model="credit-risk")["pipeline_runs"]
     retrain = next(r for r in runs if r["rollout_id"] == good["id"])
     assert retrain["trigger_id"] is not None, "the retraining was not started by a trigger"
     assert retrain["gate_verdict"] == "passed", retrain["gate"]

@@ -60,13 +60,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Start `orchard up` (MLflow, training, runtime, evaluation, gateway); stop it after."""
     data_dir = tmp_path_factory.mktemp("orchard-data")
     log = data_dir / "orchard-up.log"
-    ports = {name: _free_port() for name in ("mlflow", "inference", "evaluation", "gateway")}
+    names = ("mlflow", "inference", "evaluation", "retraining", "gateway")
+    ports: dict[str, int] = {}
+    while len(ports) < len(names):  # distinct, though each was free when asked for
+        port = _free_port()
+        if port not in ports.values():
+            ports[names[len(ports)]] = port
     argv = [
         str(Path(sys.executable).parent / "orchard"), "up",
         "--data-dir", str(data_dir), "--host", "127.0.0.1",
         "--mlflow-port", str(ports["mlflow"]),
         "--inference-port", str(ports["inference"]),
         "--evaluation-port", str(ports["evaluation"]),
+        "--retraining-port", str(ports["retraining"]),
         "--gateway-port", str(ports["gateway"]),
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLFLOW_"))}

@@ -67,6 +67,7 @@ LOCAL_TIMESCALES: Final[dict[str, tuple[str, str]]] = {
     "ORCHARD_EVALUATION_ROLLUP_S": ("600", "10 min rollups (a multiple of BUCKET_S)"),
     "ORCHARD_EVALUATION_REFERENCE_RETRY_S": ("5", "a new version's reference is found at once"),
     "ORCHARD_RETRAINING_TRIGGER_COOLDOWN_S": ("300", "one retraining per model per 5 min"),
+    "ORCHARD_RETRAINING_TRAINING_WINDOW_S": ("90", "retrain on the last 90 s of labeled traffic"),
     "ORCHARD_RETRAINING_ROLLOUT_DEFAULTS": (
         json.dumps(
             {

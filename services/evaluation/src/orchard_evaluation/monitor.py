@@ -9,7 +9,9 @@ gauges, and offers retraining triggers:
 - ``concept_drift``: the detector fired on the error stream;
 - ``quality_degraded``: realized accuracy (with at least ``min_labels`` labels), else the
   label-free estimate, is more than ``quality_drop_tolerance`` below the version's training
-  accuracy (from its reference's metrics).
+  accuracy (from its reference's metrics) — with evidence: the realized accuracy's one-sided
+  95 % Wilson upper bound (or the estimate's band's upper end) must be below that line, so
+  a hundred labels that happen to score a little low are not an incident.
 
 The trigger sender deduplicates within its cooldown, so a pass every few minutes raises one
 trigger per incident. Gauges of versions no longer active are removed.
@@ -18,6 +20,7 @@ trigger per incident. Gauges of versions no longer active are removed.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -283,7 +286,8 @@ class Monitor:
         else:
             return None
         limit = baseline - self._settings.quality_drop_tolerance
-        if value >= limit:
+        upper = _wilson_upper(value, n_labeled) if source == "realized" else estimated.get("upper")
+        if value >= limit or (upper is not None and upper >= limit):
             return None
         reason = (
             f"{source} accuracy {value:.3f} is below the training accuracy {baseline:.3f}"
@@ -295,11 +299,21 @@ class Monitor:
             "baseline": baseline,
             "tolerance": self._settings.quality_drop_tolerance,
             "n_labeled": n_labeled,
+            "upper_bound": upper,
         }
         return reason, details
 
     async def _offer(self, trigger: Trigger, now: float) -> bool:
         return await self._triggers.offer(trigger, now) is not None
+
+
+def _wilson_upper(share: float, n: int, z: float = 1.645) -> float:
+    """The one-sided 95 % Wilson score upper bound of a proportion seen as ``share`` of ``n``."""
+    if n <= 0:
+        return 1.0
+    centre = share + z * z / (2 * n)
+    spread = z * math.sqrt(share * (1 - share) / n + z * z / (4 * n * n))
+    return min(1.0, (centre + spread) / (1 + z * z / n))
 
 
 def _pct(value: float | None) -> str:
