@@ -22,7 +22,7 @@ $(UV):
 install: .venv/.installed ## Install every package and dev tool into .venv (uv, locked)
 
 .PHONY: up
-up: install ## Install, then start the local platform (MLflow, runtime, evaluation, gateway) on loopback
+up: install ## Install, then start the local platform (MLflow, runtime, evaluation, retraining, gateway) on loopback
 	$(UV) run --frozen orchard up
 
 .PHONY: lint
@@ -55,7 +55,7 @@ test-packages: install ## Each package's tests with only that package's dependen
 	done
 
 .PHONY: test-stack
-test-stack: install ## The CLI and the whole platform as real processes (MLflow, runtime, evaluation, gateway)
+test-stack: install ## The CLI and the whole platform as real processes, the demo's closed loop included
 	scripts/pytest-strict .venv/bin/pytest cli/tests tests benchmarks/tests $(PYTEST_ARGS)
 
 .PHONY: test

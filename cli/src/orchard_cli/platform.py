@@ -61,13 +61,17 @@ LOCAL_TIMESCALES: Final[dict[str, tuple[str, str]]] = {
     "ORCHARD_EVALUATION_MONITOR_INTERVAL_S": ("10", "judge drift and quality every 10 s"),
     "ORCHARD_EVALUATION_MONITOR_WINDOW_S": ("120", "drift over the last 2 minutes of traffic"),
     "ORCHARD_EVALUATION_QUALITY_WINDOW_S": ("600", "quality over the last 10 minutes"),
-    "ORCHARD_EVALUATION_TRIGGER_COOLDOWN_S": ("300", "one trigger per kind per model per 5 min"),
+    "ORCHARD_EVALUATION_TRIGGER_COOLDOWN_S": ("60", "while drift lasts, a trigger every minute"),
     "ORCHARD_EVALUATION_DRIFT_MIN_ROWS": ("500", "kept: fewer rows make drift verdicts noise"),
     "ORCHARD_EVALUATION_BUCKET_S": ("10", "10 s window profiles, so 2 minutes hold 12"),
     "ORCHARD_EVALUATION_ROLLUP_S": ("600", "10 min rollups (a multiple of BUCKET_S)"),
     "ORCHARD_EVALUATION_REFERENCE_RETRY_S": ("5", "a new version's reference is found at once"),
     "ORCHARD_RETRAINING_TRIGGER_COOLDOWN_S": ("300", "one retraining per model per 5 min"),
-    "ORCHARD_RETRAINING_TRAINING_WINDOW_S": ("90", "retrain on the last 90 s of labeled traffic"),
+    "ORCHARD_RETRAINING_TRAINING_WINDOW_S": ("60", "retrain on the last minute of labeled traffic"),
+    "ORCHARD_RETRAINING_TRIGGER_RETRY_AFTER_S": (
+        "15",
+        "a retraining that shipped nothing may be retried 15 s later, on more data",
+    ),
     "ORCHARD_RETRAINING_ROLLOUT_DEFAULTS": (
         json.dumps(
             {

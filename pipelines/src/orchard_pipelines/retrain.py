@@ -16,7 +16,9 @@ The retraining service's Job runs ``python -m orchard_pipelines.retrain --model 
    takes no weights);
 4. scores the candidate and the ``@champion`` version on the same holdout and logs one MLflow
    run: parameters, metrics (``champion_<metric>`` for the champion's), the reference profile,
-   and ``gate/holdout.npz`` (``labels``, ``candidate``, ``champion``) for the gate. A champion
+   and ``gate/holdout.npz`` (``labels``, ``candidate``, ``champion``) for the gate. The
+   reference profile describes the traffic the new version should expect: the recent
+   production rows when there are 1,000 or more, else the training rows as weighted; A champion
    that cannot score the holdout fails the run (exit 1) rather than leave the gate half blind;
 5. registers the version last, with no alias (the service sets aliases after its gate). If
    anything fails once registration began, every version of that run is deleted again, so no

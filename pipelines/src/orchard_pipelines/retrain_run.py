@@ -175,7 +175,7 @@ def retrain(options: RetrainOptions, *, progress: Progress | None = None) -> Ret
             }
         )
         mlflow.log_metrics(evaluation.metrics)
-        profile = kind.profile(model, data.train)
+        profile = kind.profile(model, _profile_rows(data, options.seed))
         mlflow.log_dict(profile.to_dict(), PROFILE_ARTIFACT)
         _log_holdout(evaluation.arrays)
         info = kind.log(model, data.train, defect=options.defect)
@@ -341,3 +341,24 @@ def _confirm_registered(client: MlflowClient, name: str, version: str) -> None:
     status = client.get_model_version(name, version).status
     if status != "READY":
         raise PipelineError(f"{name} version {version} is {status}, not READY")
+
+
+# Distance-based drift tests (Evidently's defaults) need a reference of more than 1,000 rows;
+# below that, evaluation falls back to statistical tests that flag tiny differences.
+MIN_PROFILE_PRODUCTION_ROWS = 1_000
+
+
+def _profile_rows(data: RetrainData, seed: int) -> pd.DataFrame:
+    """The rows the new version's reference profile describes: the traffic it should expect.
+
+    A retrained model is trained for the traffic it faces now, so its reference is the recent
+    production rows when there are enough of them; otherwise the training rows as weighted
+    for training (resampled by their weights), so drift is judged against what the model was
+    fitted to, not against the reference data alone.
+    """
+    if data.production_train_rows >= MIN_PROFILE_PRODUCTION_ROWS:
+        return data.train.iloc[data.reference_train_rows :]
+    if data.production_train_rows == 0:
+        return data.train
+    weights = data.balanced_weights()
+    return data.train.sample(n=len(data.train), replace=True, weights=weights, random_state=seed)

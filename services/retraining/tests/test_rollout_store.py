@@ -66,3 +66,22 @@ def test_bad_specs_and_unknown_rollouts(database: Database) -> None:
         store.start({"model": "m"})
     with pytest.raises(NotFound):
         store.get(404)
+
+
+def test_alias_changes_stay_pending_until_carried_out_and_block_champion_refresh(
+    database: Database,
+) -> None:
+    store = RolloutStore(database)
+    record, _ = store.start(CANARY, now=1.0)
+    [pending] = store.with_pending("credit-risk")
+    challenger = [a for a in pending.pending_actions if a["type"] == "set_alias"]
+    assert [(a["name"], a["version"]) for a in challenger] == [("challenger", "4")]
+    # MLflow has not taken them yet: the registry's champion must not overwrite ours.
+    store.apply(record.id, ManualAbort(actor="ops"), now=2.0)
+    assert store.refresh_champion("credit-risk", "9", now=3.0) is False
+    [pending] = store.with_pending()
+    store.drop_pending(record.id, list(pending.pending_actions))
+    assert store.with_pending() == []
+    assert store.champions() == {"credit-risk": "3"}
+    assert store.refresh_champion("credit-risk", "9", now=4.0) is True
+    assert store.champions() == {"credit-risk": "9"}

@@ -45,6 +45,23 @@ def test_one_incident_one_retraining_within_the_cooldown(database: Database) -> 
     assert [r.id for r in intake.history("credit-risk")] == [later.id, again.id, first.id]
 
 
+def test_a_retraining_that_shipped_nothing_lets_a_later_trigger_retry(
+    database: Database,
+) -> None:
+    intake = TriggerIntake(database, cooldown_s=600, retry_after_s=60)
+    first, _ = intake.receive(DRIFT, now=1_000.0)
+    # Its run is going: one incident, one retraining.
+    assert intake.receive(DRIFT, now=1_050.0)[0].outcome == "deduplicated"
+    # The gate did not pass the candidate (too little new data yet) at 1_100.
+    intake.note(first.id, {"gate": "inconclusive", "ended_at": 1_100.0})
+    assert intake.receive(DRIFT, now=1_150.0)[0].outcome == "deduplicated"  # too soon
+    retried, _ = intake.receive(DRIFT, now=1_160.0)
+    assert retried.outcome == "accepted"
+    # A retraining that shipped (a rollout) keeps the cooldown for the whole incident.
+    intake.note(retried.id, {"gate": "passed", "rollout_id": 3})
+    assert intake.receive(DRIFT, now=1_700.0)[0].outcome == "deduplicated"
+
+
 def test_a_resend_of_the_same_trigger_is_recorded_once(database: Database) -> None:
     intake = TriggerIntake(database, cooldown_s=0)
     sent = Trigger("evaluation", "m", "data_drift", "r", external_id="evaluation:evaluation-7")

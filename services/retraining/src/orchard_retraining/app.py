@@ -56,7 +56,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = await run_in_threadpool(Database.open, settings.database_url)
         app.state.database = database
-        app.state.intake = TriggerIntake(database, settings.trigger_cooldown_s)
+        app.state.intake = TriggerIntake(
+            database, settings.trigger_cooldown_s, retry_after_s=settings.trigger_retry_after_s
+        )
         app.state.rollouts = RolloutStore(database)
         app.state.schedules = ScheduleRunner(settings.schedules, app.state.intake, time.time())
         tasks = [asyncio.create_task(app.state.schedules.run(), name="schedules")]

@@ -44,6 +44,16 @@ class RetrainingSettings(ServiceSettings):
             "deduplicated until this has passed: one incident, one retraining."
         ),
     )
+    trigger_retry_after_s: float = Field(
+        default=900.0,
+        ge=0,
+        description=(
+            "When what the last accepted trigger set off ended without shipping anything (the "
+            "run failed, the gate did not pass the candidate), a new trigger for the model is "
+            "accepted this long after that end, within the cooldown: the incident goes on and "
+            "more data has arrived."
+        ),
+    )
     schedules: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict,
         description=(

@@ -2,7 +2,11 @@
 person. Every one is recorded with its reason and what it led to.
 
 Within ``cooldown_s`` of the last *accepted* trigger for a model, a new one is recorded as
-``deduplicated`` (one incident, one retraining) and leads to nothing. A trigger that carries
+``deduplicated`` (one incident, one retraining) and leads to nothing — unless what that
+trigger set off has ended without shipping anything (the run failed, or the gate did not pass
+its candidate: ``led_to.ended_at``) at least ``retry_after_s`` ago. Retraining right after an
+alarm may see too little of the new data to beat the champion; the incident is not over, so
+a trigger that arrives later, with more data, retrains again. A trigger that carries
 an ``external_id`` (evaluation's trigger id; an alert's fingerprint and start) is recorded
 once: a resend returns the first record.
 """
@@ -52,10 +56,16 @@ class TriggerIntake:
     one is handed to ``on_accepted`` (the pipeline runner, when retraining is automatic)."""
 
     def __init__(
-        self, database: Database, cooldown_s: float, on_accepted: OnAccepted | None = None
+        self,
+        database: Database,
+        cooldown_s: float,
+        on_accepted: OnAccepted | None = None,
+        *,
+        retry_after_s: float | None = None,
     ) -> None:
         self._db = database
         self._cooldown_s = cooldown_s
+        self._retry_after_s = cooldown_s if retry_after_s is None else retry_after_s
         self.on_accepted = on_accepted
 
     def receive(self, trigger: Trigger, now: float | None = None) -> tuple[TriggerRecord, bool]:
@@ -90,15 +100,17 @@ class TriggerIntake:
                 ).first()
                 if known is not None:
                     return known, False
-            recent = session.scalars(
-                select(TriggerRecord.id)
+            last = session.scalars(
+                select(TriggerRecord)
                 .where(
                     TriggerRecord.model == trigger.model,
                     TriggerRecord.outcome == "accepted",
                     TriggerRecord.received_at > at - self._cooldown_s,
                 )
+                .order_by(TriggerRecord.received_at.desc())
                 .limit(1)
             ).first()
+            recent = None if last is None or self._may_retry(last, at) else last.id
             record = TriggerRecord(
                 external_id=trigger.external_id,
                 source=trigger.source,
@@ -118,6 +130,10 @@ class TriggerIntake:
                 session.rollback()
                 return self._by_external_id(trigger.external_id), False
             return record, True
+
+    def _may_retry(self, last: TriggerRecord, at: float) -> bool:
+        ended_at = last.led_to.get("ended_at")
+        return isinstance(ended_at, int | float) and at - ended_at >= self._retry_after_s
 
     def _by_external_id(self, external_id: str | None) -> TriggerRecord:
         with self._db.session() as session:

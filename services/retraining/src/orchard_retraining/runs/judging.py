@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -86,6 +87,8 @@ class CandidateGate:
         led: dict[str, Any] = {"gate": judgment.verdict}
         if rollout_id is not None:
             led["rollout_id"] = rollout_id
+        else:  # nothing ships: a later trigger may retrain sooner (see TriggerIntake)
+            led["ended_at"] = time.time()
         self._note(record, led)
 
     def _auto_rollout(self, record: PipelineRunRecord) -> bool:

@@ -270,7 +270,10 @@ class PipelineRunner:
         if updated.started_at is not None:
             duration = max(0.0, now - updated.started_at)
             self._metrics.pipeline_run_duration.labels(record.model).observe(duration)
-        self._note(updated, {"pipeline_status": status})
+        led: dict[str, Any] = {"pipeline_status": status}
+        if status != "succeeded":  # nothing ships: a later trigger may retrain sooner
+            led["ended_at"] = now
+        self._note(updated, led)
         if cleanup:
             await self._cleanup(updated)
         return await asyncio.to_thread(self.store.get, record.id)
