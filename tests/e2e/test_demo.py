@@ -146,13 +146,11 @@ def test_the_demo_closes_the_loop_hands_off(platform: Platform, tmp_path: Path) 
     assert rollback["action"] == "rollback", bad
     assert rollback["verdict"]["verdict"] == "FAIL", bad
     assert _champion(platform) == new_champion
-    challenger = httpx.get(
-        f"{platform.urls['mlflow']}/api/2.0/mlflow/registered-models/alias",
-        params={"name": "credit-risk", "alias": "challenger"},
-        timeout=30,
-        trust_env=False,
+    model = _get(
+        f"{platform.urls['mlflow']}/api/2.0/mlflow/registered-models/get", name="credit-risk"
     )
-    assert challenger.status_code == 404, "the challenger alias outlived the rollback"
+    aliases = {a["alias"]: a["version"] for a in model["registered_model"].get("aliases", [])}
+    assert aliases == {"champion": new_champion}, "the challenger alias outlived the rollback"
     routes = _get(f"{retraining}/v1/routes")["models"]["credit-risk"]["versions"]
     assert [(r["version"], r["weight"], r["role"]) for r in routes] == [
         (new_champion, 100, "champion")

@@ -22,6 +22,7 @@ from orchard_cli.retraining_client import (
     RetrainingUrl,
     UnreachableTimeout,
     exit_for,
+    one_or_newest,
     retry_while_unreachable,
 )
 
@@ -217,22 +218,17 @@ def status(
     notice = OutageNotice(errors, unreachable_timeout)
     with RetrainingClient(retraining_url) as client:
         try:
-            if run_id is None:
-                newest = retry_while_unreachable(
-                    lambda: client.list_pipeline_runs(model, limit=1),
-                    timeout_s=unreachable_timeout,
-                    on_retry=notice,
-                )
-                if not newest:
-                    errors.print(f"No pipeline runs{f' of {model}' if model else ''} yet.")
-                    raise typer.Exit(API_ERROR)
-                run_id = int(newest[0]["id"])
-            found = run_id
-            current = retry_while_unreachable(
-                lambda: client.get_pipeline_run(found),
+            current = one_or_newest(
+                run_id,
+                lambda: client.list_pipeline_runs(model, limit=1),
+                client.get_pipeline_run,
                 timeout_s=unreachable_timeout,
                 on_retry=notice,
             )
+            if current is None:
+                errors.print(f"No pipeline runs{f' of {model}' if model else ''} yet.")
+                raise typer.Exit(API_ERROR)
+            found = int(current["id"])
             log = client.pipeline_logs(found, tail=tail) if logs else None
         except RetrainingError as e:
             raise exit_for(e, errors) from None

@@ -291,3 +291,26 @@ def exit_for(error: RetrainingError, errors: Console) -> typer.Exit:
     """Print ``error`` on stderr and return the exit that goes with it (2 refused, 3 down)."""
     errors.print(f"Error: {error}", markup=False, soft_wrap=True)
     return typer.Exit(UNREACHABLE if isinstance(error, RetrainingUnreachable) else API_ERROR)
+
+
+def one_or_newest(
+    wanted: int | None,
+    newest: Callable[[], list[dict[str, Any]]],
+    get: Callable[[int], dict[str, Any]],
+    *,
+    timeout_s: float,
+    on_retry: Callable[[RetrainingUnreachable], None],
+) -> dict[str, Any] | None:
+    """The item with id ``wanted``, else the newest one (``None`` when there is none), each
+    call retried through brief outages.
+
+    Raises:
+        RetrainingError: it stayed unreachable past the timeout, or refused a request.
+    """
+    if wanted is None:
+        found = retry_while_unreachable(newest, timeout_s=timeout_s, on_retry=on_retry)
+        if not found:
+            return None
+        wanted = int(found[0]["id"])
+    chosen = wanted
+    return retry_while_unreachable(lambda: get(chosen), timeout_s=timeout_s, on_retry=on_retry)

@@ -23,6 +23,7 @@ from orchard_cli.retraining_client import (
     RetrainingUrl,
     UnreachableTimeout,
     exit_for,
+    one_or_newest,
     retry_while_unreachable,
 )
 from orchard_cli.rollout_watch import (
@@ -245,20 +246,17 @@ def status(
     notice = OutageNotice(errors, unreachable_timeout)
     with RetrainingClient(retraining_url) as client:
         try:
-            if rollout_id is None:
-                newest = retry_while_unreachable(
-                    lambda: client.list_rollouts(model, limit=1),
-                    timeout_s=unreachable_timeout,
-                    on_retry=notice,
-                )
-                if not newest:
-                    errors.print(f"No rollouts{f' of {model}' if model else ''} yet.")
-                    raise typer.Exit(API_ERROR)
-                rollout_id = int(newest[0]["id"])
-            found = rollout_id
-            rollout = retry_while_unreachable(
-                lambda: client.get_rollout(found), timeout_s=unreachable_timeout, on_retry=notice
+            found = one_or_newest(
+                rollout_id,
+                lambda: client.list_rollouts(model, limit=1),
+                client.get_rollout,
+                timeout_s=unreachable_timeout,
+                on_retry=notice,
             )
+            if found is None:
+                errors.print(f"No rollouts{f' of {model}' if model else ''} yet.")
+                raise typer.Exit(API_ERROR)
+            rollout = found
             progress.print(rollout_summary(rollout), markup=False, highlight=False)
             if not json_out:
                 progress.print(_decisions_table(rollout))
