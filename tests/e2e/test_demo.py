@@ -150,7 +150,9 @@ def test_the_demo_closes_the_loop_hands_off(platform: Platform, tmp_path: Path) 
         f"{platform.urls['mlflow']}/api/2.0/mlflow/registered-models/get", name="credit-risk"
     )
     aliases = {a["alias"]: a["version"] for a in model["registered_model"].get("aliases", [])}
-    assert aliases == {"champion": new_champion}, "the challenger alias outlived the rollback"
+    assert "challenger" not in aliases, "the challenger alias outlived the rollback"
+    # The promotion left `previous` on the champion it replaced, for a rollback by hand.
+    assert aliases == {"champion": new_champion, "previous": first_champion}, aliases
     routes = _get(f"{retraining}/v1/routes")["models"]["credit-risk"]["versions"]
     assert [(r["version"], r["weight"], r["role"]) for r in routes] == [
         (new_champion, 100, "champion")
