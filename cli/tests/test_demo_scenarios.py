@@ -10,7 +10,7 @@ from rich.console import Console
 
 from orchard_cli.demo.scenarios import bad_candidate_scenario, champion_of, drift_scenario
 from orchard_cli.demo.traffic import TrafficStats
-from orchard_cli.demo.view import PlainView, Snapshot, weights_text
+from orchard_cli.demo.view import LiveView, PlainView, Snapshot, weights_text
 
 
 def _routes(champion: str, canary: str | None = None) -> dict[str, Any]:
@@ -279,6 +279,21 @@ def test_the_quiet_view_prints_plain_lines():
     assert "drift: injected" in text
     assert "traffic 25.0 req/s, failed by version v4 1/1; routes v3 champion 80%" in text
     assert text.count("traffic") == 1
+
+
+def test_the_live_view_shows_traffic_routes_runs_and_each_decision():
+    console = Console(record=True, width=160, force_terminal=True)
+    stats = TrafficStats()
+    stats.record(0.0, 500, "4", False)
+    with LiveView(console) as view:
+        view.note("rollout 1: advance canary → canary weight 50% PASS")
+        runs = [{"id": 2, "status": "running", "progress": 0.25, "stage": "training"}]
+        view.refresh(Snapshot(stats, rate=25.0, routes=_routes("3", canary="4"), runs=runs))
+    text = console.export_text()
+    assert "25.0 req/s" in text
+    assert "v3 champion 80% · v4 canary 20%" in text
+    assert "advance canary → canary weight 50% PASS" in text
+    assert "training" in text
 
 
 class Recorder:
