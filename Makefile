@@ -61,6 +61,11 @@ test-stack: install ## The CLI and the whole platform as real processes, the dem
 .PHONY: test
 test: lint typecheck test-packages test-stack ## Install and run everything: lint, types, every test
 
+.PHONY: monitoring
+monitoring: install ## Regenerate monitoring/ rules and dashboards from code
+	$(UV) run --frozen python monitoring/generate_rules.py
+	$(UV) run --frozen python monitoring/grafana/generate.py
+
 # wrk is the load generator: installed with apt when missing and run as root, else asked for.
 BENCH_DURATION ?= 10
 # Extra arguments for a benchmark script, e.g. BENCH_ARGS="--connections 64 --no-clients".

@@ -69,6 +69,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Platform:
         "--evaluation-port",
         "--retraining-port",
         "--gateway-port",
+        # Used only where Prometheus and Alertmanager are installed (orchard up starts them).
+        "--prometheus-port",
+        "--alertmanager-port",
     ):
         while True:
             with socket.socket() as sock:

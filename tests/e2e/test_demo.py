@@ -1,4 +1,5 @@
-"""The closed loop, hands-off: `orchard up`, then both `orchard demo` scenarios against it.
+"""The closed loop, hands-off: `orchard up`, then both `orchard demo` scenarios against it;
+then what the platform's own Prometheus saw of it.
 
 drift: healthy traffic, then drifted traffic; evaluation detects it, retraining retrains,
 gates, canaries and promotes a new champion — nobody calls anything but the demo's traffic.
@@ -11,6 +12,7 @@ folder and ports, so the promotion it causes touches no other test.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -23,13 +25,23 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
+import yaml
 
 pytestmark = pytest.mark.integration
 
 _UP_DEADLINE_S = 600.0  # the first run trains both demo models on a 2-core machine
 _DEMO_DEADLINE_S = 1_500.0
-_SERVICES = ("mlflow", "inference", "evaluation", "retraining", "gateway")
+_SERVICES = (
+    "mlflow",
+    "inference",
+    "evaluation",
+    "retraining",
+    "gateway",
+    "prometheus",
+    "alertmanager",
+)
 
 
 def _free_ports(count: int) -> list[int]:
@@ -53,6 +65,13 @@ class Platform:
     data_dir: Path
     log: Path
     urls: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    returncode: int
+    log: Path
+    first_champion: str
 
 
 def _tail(path: Path, chars: int = 6000) -> str:
@@ -106,18 +125,25 @@ def _champion(platform: Platform, model: str = "credit-risk") -> str:
     return str(body["model_version"]["version"])
 
 
-@pytest.mark.timeout(_UP_DEADLINE_S + _DEMO_DEADLINE_S + 120)
-def test_the_demo_closes_the_loop_hands_off(platform: Platform, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def demo(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """Both scenarios, once, against the platform: `orchard demo --quiet`."""
     first_champion = _champion(platform)
-    demo_log = tmp_path / "demo.log"
+    demo_log = tmp_path_factory.mktemp("demo") / "demo.log"
     with demo_log.open("wb") as out:
-        demo = subprocess.run(
+        finished = subprocess.run(
             [*_orchard(), "demo", "--quiet", "--data-dir", str(platform.data_dir)],
             stdout=out,
             stderr=subprocess.STDOUT,
             timeout=_DEMO_DEADLINE_S,
             check=False,
         )
+    return DemoRun(finished.returncode, demo_log, first_champion)
+
+
+@pytest.mark.timeout(_UP_DEADLINE_S + _DEMO_DEADLINE_S + 120)
+def test_the_demo_closes_the_loop_hands_off(platform: Platform, demo: DemoRun) -> None:
+    first_champion, demo_log = demo.first_champion, demo.log
     context = f"demo:\n{_tail(demo_log)}\n\nplatform:\n{_tail(platform.log)}"
     assert demo.returncode == 0, context
 
@@ -157,3 +183,107 @@ def test_the_demo_closes_the_loop_hands_off(platform: Platform, tmp_path: Path) 
     assert [(r["version"], r["weight"], r["role"]) for r in routes] == [
         (new_champion, 100, "champion")
     ], routes
+
+
+_REPO = Path(__file__).resolve().parents[2]
+_GRAFANA_VARIABLES = {
+    "$__rate_interval": "1m",
+    "$__interval": "15s",
+    "$__range": "1h",
+    "$model": "credit-risk",
+    "$version": ".+",
+    "$job": ".+",
+}
+
+
+def _prometheus(platform: Platform, query: str) -> list[dict[str, Any]]:
+    body = _get(f"{platform.urls['prometheus']}/api/v1/query", query=query)
+    assert body["status"] == "success", body
+    result: list[dict[str, Any]] = body["data"]["result"]
+    return result
+
+
+def _rules() -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = []
+    for path in sorted((_REPO / "monitoring" / "prometheus" / "rules").glob("*.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            rules += group["rules"]
+    return rules
+
+
+def _panel_queries() -> list[tuple[str, str, str]]:
+    """(dashboard, panel title, PromQL with Grafana's variables filled in) for every target."""
+    found = []
+    for path in sorted((_REPO / "monitoring" / "grafana" / "dashboards").glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        panels = list(dashboard.get("panels", []))
+        while panels:
+            panel = panels.pop()
+            panels += panel.get("panels", [])  # rows hold their panels when collapsed
+            for target in panel.get("targets", []):
+                expr = target.get("expr", "")
+                for variable, value in _GRAFANA_VARIABLES.items():
+                    expr = expr.replace(variable, value)
+                if expr:
+                    found.append((dashboard["title"], panel.get("title", ""), expr))
+    return found
+
+
+def _alert_names(contains: str) -> list[str]:
+    return [r["alert"] for r in _rules() if "alert" in r and contains in r["expr"]]
+
+
+@pytest.mark.timeout(_UP_DEADLINE_S + _DEMO_DEADLINE_S + 300)
+def test_prometheus_saw_the_loop_and_every_panel_has_data(
+    platform: Platform, demo: DemoRun
+) -> None:
+    if not (platform.data_dir / "prometheus" / "prometheus.yml").exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail("orchard up did not start Prometheus: install prometheus and alertmanager")
+        pytest.skip("Prometheus or Alertmanager is not installed, so orchard up runs without")
+    assert demo.returncode == 0, _tail(demo.log)
+    printed = platform.log.read_text(errors="replace")
+    assert platform.urls["prometheus"] in printed, "orchard up did not print Prometheus' URL"
+    assert platform.urls["alertmanager"] in printed
+    up = {s["metric"]["job"]: s["value"][1] for s in _prometheus(platform, "up")}
+    assert up == dict.fromkeys(("gateway", "inference", "evaluation", "retraining"), "1"), up
+
+    # Every recording rule and every dashboard panel answers with data after the demo.
+    records = sorted({r["record"] for r in _rules() if "record" in r})
+    assert records, "no recording rules found"
+    empty_records = [name for name in records if not _prometheus(platform, name)]
+    assert empty_records == [], f"recording rules without data: {empty_records}"
+    queries = _panel_queries()
+    assert queries, "no dashboard panels found"
+    empty = [f"{d} / {t}: {q}" for d, t, q in queries if not _prometheus(platform, q)]
+    assert empty == [], "panels without data:\n" + "\n".join(empty)
+
+    # The injected drift made the data-drift alert fire (it may have resolved since).
+    drift_alerts = _alert_names("orchard_evaluation_dataset_drift")
+    assert drift_alerts, "no alert on orchard_evaluation_dataset_drift"
+    fired = _prometheus(
+        platform,
+        f'max_over_time(ALERTS{{alertname=~"{"|".join(drift_alerts)}",'
+        f'alertstate="firing",model="credit-risk"}}[1h])',
+    )
+    assert fired, f"none of {drift_alerts} fired during the demo"
+
+    # A runtime that stops answering is a target down: frozen (SIGSTOP), since `orchard up`
+    # stops the whole platform — Prometheus included — when a service exits.
+    state = json.loads((platform.data_dir / "state.json").read_text())
+    runtime = psutil.Process(state["services"]["inference"]["pid"])
+    target_down = _alert_names("up")
+    assert target_down, "no alert on `up`"
+    runtime.suspend()
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            alerts = _prometheus(
+                platform, f'ALERTS{{alertname=~"{"|".join(target_down)}",job="inference"}}'
+            )
+            if any(a["metric"]["alertstate"] in ("pending", "firing") for a in alerts):
+                break
+            assert time.monotonic() < deadline, "no target-down alert for the frozen runtime"
+            time.sleep(1)  # polling interval
+    finally:
+        runtime.resume()

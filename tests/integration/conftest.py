@@ -73,6 +73,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "--inference-port", str(ports["inference"]),
         "--evaluation-port", str(ports["evaluation"]),
         "--retraining-port", str(ports["retraining"]),
+        "--no-monitoring",  # tests/e2e runs the platform with Prometheus
         "--gateway-port", str(ports["gateway"]),
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "MLFLOW_"))}

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from orchard_cli import pipeline, rollout
+from orchard_cli.monitoring import monitoring_available
 from orchard_cli.platform import PlatformConfig
 from orchard_cli.status import run_status
 from orchard_cli.up import run_up
@@ -68,6 +69,30 @@ def up(
     gateway_port: Annotated[
         int, typer.Option(min=1, max=65535, envvar="ORCHARD_GATEWAY_PORT", help="Gateway port.")
     ] = 8000,
+    prometheus_port: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=65535,
+            envvar="ORCHARD_PROMETHEUS_PORT",
+            help="Prometheus port (it runs when installed).",
+        ),
+    ] = 9090,
+    alertmanager_port: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=65535,
+            envvar="ORCHARD_ALERTMANAGER_PORT",
+            help="Alertmanager port (it runs when installed).",
+        ),
+    ] = 9093,
+    no_monitoring: Annotated[
+        bool,
+        typer.Option(
+            "--no-monitoring", help="Do not start Prometheus and Alertmanager even if installed."
+        ),
+    ] = False,
     ready_timeout: Annotated[
         float,
         typer.Option(
@@ -104,6 +129,9 @@ def up(
         evaluation_port=evaluation_port,
         retraining_port=retraining_port,
         gateway_port=gateway_port,
+        prometheus_port=prometheus_port,
+        alertmanager_port=alertmanager_port,
+        monitoring=not no_monitoring and monitoring_available(),
         ready_timeout=ready_timeout,
         train_timeout=train_timeout,
         stop_timeout=stop_timeout,

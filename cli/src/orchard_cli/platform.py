@@ -121,20 +121,42 @@ class PlatformConfig:
     evaluation_port: int = 8002
     retraining_port: int = 8003
     gateway_port: int = 8000
+    prometheus_port: int = 9090
+    alertmanager_port: int = 9093
     ready_timeout: float = 120.0
     train_timeout: float = 1800.0
     stop_timeout: float = 15.0
+    # Prometheus and Alertmanager run only when installed (and with a monitoring/ folder).
+    monitoring: bool = False
 
     @property
     def ports(self) -> dict[str, int]:
-        """Each port, keyed by the option that sets it."""
-        return {
+        """Each port this platform will listen on, keyed by the option that sets it."""
+        ports = {
             "--mlflow-port": self.mlflow_port,
             "--inference-port": self.inference_port,
             "--evaluation-port": self.evaluation_port,
             "--retraining-port": self.retraining_port,
             "--gateway-port": self.gateway_port,
         }
+        if self.monitoring:
+            ports["--prometheus-port"] = self.prometheus_port
+            ports["--alertmanager-port"] = self.alertmanager_port
+        return ports
+
+    def listen(self, port: int) -> str:
+        """``host:port`` for a server's listen flag."""
+        return f"{self.host}:{port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        """Prometheus (when it runs)."""
+        return self._url(self.prometheus_port)
+
+    @property
+    def alertmanager_url(self) -> str:
+        """Alertmanager (when it runs)."""
+        return self._url(self.alertmanager_port)
 
     def _url(self, port: int) -> str:
         return f"http://{_url_host(self.host)}:{port}"

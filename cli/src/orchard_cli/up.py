@@ -17,6 +17,13 @@ from rich.text import Text
 
 from orchard_cli.console import PrefixedLog
 from orchard_cli.lockfile import AlreadyRunningError, InstanceLock, InstanceState, ServiceState
+from orchard_cli.monitoring import (
+    SCRAPE_JOBS,
+    alertmanager_spec,
+    find_binaries,
+    find_monitoring_dir,
+    prometheus_spec,
+)
 from orchard_cli.platform import (
     CHAMPION,
     PlatformConfig,
@@ -43,7 +50,16 @@ from orchard_cli.supervisor import (
 
 __all__ = ["run_up"]
 
-_LOG_NAMES = ("mlflow", "train", "inference", "evaluation", "retraining", "gateway")
+_LOG_NAMES = (
+    "mlflow",
+    "train",
+    "inference",
+    "evaluation",
+    "retraining",
+    "gateway",
+    "alertmanager",
+    "prometheus",
+)
 
 
 def _state(cfg: PlatformConfig, status: str, supervisor: Supervisor | None = None) -> InstanceState:
@@ -55,6 +71,12 @@ def _state(cfg: PlatformConfig, status: str, supervisor: Supervisor | None = Non
         "retraining": ServiceState(cfg.retraining_url, f"{cfg.retraining_url}/readyz"),
         "mlflow": ServiceState(cfg.mlflow_url, f"{cfg.mlflow_url}/health"),
     }
+    if cfg.monitoring:
+        for name, url in (
+            ("prometheus", cfg.prometheus_url),
+            ("alertmanager", cfg.alertmanager_url),
+        ):
+            services[name] = ServiceState(url, f"{url}/-/ready")
     return InstanceState(
         pid=os.getpid(),
         status=status,
@@ -170,6 +192,46 @@ def _start(
         supervisor.start(retraining_spec(cfg))
     with console.status("Starting the gateway…"):
         supervisor.start(gateway_spec(cfg))
+    if cfg.monitoring:
+        _start_monitoring(cfg, supervisor, console)
+
+
+def _start_monitoring(cfg: PlatformConfig, supervisor: Supervisor, console: Console) -> None:
+    binaries, folder = find_binaries(), find_monitoring_dir()
+    if binaries.prometheus is None or binaries.alertmanager is None or folder is None:
+        return  # checked when the config was made; gone since: run without
+    timeouts = {"ready_timeout": cfg.ready_timeout, "stop_timeout": cfg.stop_timeout}
+    with console.status("Starting Alertmanager…"):
+        supervisor.start(
+            alertmanager_spec(
+                binaries.alertmanager,
+                folder,
+                cfg.data_dir,
+                listen=cfg.listen(cfg.alertmanager_port),
+                url=cfg.alertmanager_url,
+                retraining_url=cfg.retraining_url,
+                **timeouts,
+            )
+        )
+    ports = {
+        "gateway": cfg.gateway_port,
+        "inference": cfg.inference_port,
+        "evaluation": cfg.evaluation_port,
+        "retraining": cfg.retraining_port,
+    }
+    with console.status("Starting Prometheus…"):
+        supervisor.start(
+            prometheus_spec(
+                binaries.prometheus,
+                folder,
+                cfg.data_dir,
+                listen=cfg.listen(cfg.prometheus_port),
+                url=cfg.prometheus_url,
+                targets={job: cfg.listen(ports[job]) for job in SCRAPE_JOBS},
+                alertmanager=cfg.listen(cfg.alertmanager_port),
+                **timeouts,
+            )
+        )
 
 
 def _print_ready(cfg: PlatformConfig, client: httpx.Client, console: Console) -> None:
@@ -180,8 +242,10 @@ def _print_ready(cfg: PlatformConfig, client: httpx.Client, console: Console) ->
         ("Evaluation", cfg.evaluation_url),
         ("Retraining", cfg.retraining_url),
         ("MLflow UI", cfg.mlflow_url),
-        ("Data folder", str(cfg.data_dir)),
     ]
+    if cfg.monitoring:
+        rows += [("Prometheus", cfg.prometheus_url), ("Alertmanager", cfg.alertmanager_url)]
+    rows.append(("Data folder", str(cfg.data_dir)))
     console.print(Text("Orchard is up.", style="bold green"))
     for label, value in rows:
         console.print(Text.assemble(f"  {label:<12}", (value, "bold")), soft_wrap=True)
@@ -189,4 +253,9 @@ def _print_ready(cfg: PlatformConfig, client: httpx.Client, console: Console) ->
     console.print(Text(f"  {curl}"), soft_wrap=True)
     console.print("Drive the closed loop (drift → retraining → canary) in another terminal:")
     console.print(Text("  orchard demo"), soft_wrap=True)
+    if not cfg.monitoring:
+        console.print(
+            "Prometheus and Alertmanager are not running (install Debian's `prometheus` and "
+            "`prometheus-alertmanager` to have `orchard up` start them)."
+        )
     console.print("Press Ctrl-C to stop.")

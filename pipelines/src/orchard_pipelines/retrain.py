@@ -32,6 +32,11 @@ Output: human progress and ``orchard-progress <fraction> <stage>`` lines on stde
 "champion_version", "holdout": {"rows", "source"}, "production_rows"}``. Exit codes: 0 success,
 1 training or MLflow failure, 2 bad arguments, unreadable production data or an unreachable
 tracking server.
+
+Tracing: with an OTLP endpoint configured (``OTEL_EXPORTER_OTLP_ENDPOINT``), the step is one
+``retrain`` span (service ``pipelines``) that continues the trace the retraining service
+passes in ``TRACEPARENT``, so a pipeline run's trace runs from its trigger through training
+to its gate.
 """
 
 from __future__ import annotations
@@ -45,6 +50,13 @@ from collections.abc import Sequence
 
 from mlflow.exceptions import MlflowException
 
+from orchard_core.tracing import (
+    MODEL_ATTRIBUTE,
+    MODEL_VERSION_ATTRIBUTE,
+    context_from_env,
+    new_tracer_provider,
+    tracer_for,
+)
 from orchard_pipelines.errors import PipelineError, TrackingServerUnavailable
 from orchard_pipelines.faults import DEFECTS
 from orchard_pipelines.retrain_data import ProductionDataError
@@ -86,16 +98,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         n_rows=args.n_rows,
         defect=args.defect,
     )
+    provider = new_tracer_provider("pipelines")
+    tracer = tracer_for(provider, "orchard_pipelines")
+    attributes = {MODEL_ATTRIBUTE: options.name}
+    if args.pipeline_run_id:
+        attributes["orchard.pipeline_run_id"] = args.pipeline_run_id
     try:
         # Libraries print progress to stdout; keep stdout for the summary alone.
-        with _log_to_stderr(), contextlib.redirect_stdout(sys.stderr):
+        with (
+            tracer.start_as_current_span(
+                "retrain", context=context_from_env(), attributes=attributes
+            ) as span,
+            _log_to_stderr(),
+            contextlib.redirect_stdout(sys.stderr),
+        ):
             result = retrain(options, progress=_print_progress)
+            span.set_attribute(MODEL_VERSION_ATTRIBUTE, str(result.version))
     except (TrackingServerUnavailable, ProductionDataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (PipelineError, MlflowException) as exc:
         print(f"error: {_first_line(str(exc))}", file=sys.stderr)
         return 1
+    finally:
+        if provider is not None:
+            provider.shutdown()  # send the spans before the process ends
     if args.json:
         print(json.dumps(result.summary()))
     else:

@@ -172,7 +172,10 @@ class Env:
 
 @pytest.fixture
 def env(tmp_path: Path, evaluation: EvaluationStub) -> Env:
-    return Env(tmp_path / "retraining.db", evaluation, FakeTraffic(), FakeRegistry(), Clock())
+    # The champion is served already (the runtime loaded it at start-up): the controller's
+    # first tick, which runs at start-up beside the test, finds nothing to serve again.
+    traffic = FakeTraffic(served={("credit-risk", "3")})
+    return Env(tmp_path / "retraining.db", evaluation, traffic, FakeRegistry(), Clock())
 
 
 def use_registry(running: Retraining, registry: FakeRegistry) -> None:

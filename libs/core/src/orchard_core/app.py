@@ -107,7 +107,9 @@ def create_app(
         metrics=HttpMetrics(settings.service_name, registry),
         access_log=settings.access_log,
     )
-    app.state.tracer_provider = setup_tracing(app, settings.service_name, exporter=span_exporter)
+    app.state.tracer_provider = setup_tracing(
+        app, settings.service_name, service_version=version, exporter=span_exporter
+    )
 
     @app.get("/healthz", tags=["health"], include_in_schema=True)
     async def healthz() -> Response:

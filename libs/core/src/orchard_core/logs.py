@@ -93,6 +93,9 @@ class JsonFormatter(logging.Formatter):
         if ctx.is_valid:
             entry["trace_id"] = format(ctx.trace_id, "032x")
             entry["span_id"] = format(ctx.span_id, "016x")
+            if not ctx.trace_flags.sampled:
+                # The ids still tie log lines together; the trace itself was not kept.
+                entry["trace_sampled"] = False
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
                 entry[key] = value
@@ -104,8 +107,14 @@ class JsonFormatter(logging.Formatter):
 class _PlainFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
+        ids = []
         request_id = request_id_var.get()
-        return f"{text} [request_id={request_id}]" if request_id else text
+        if request_id:
+            ids.append(f"request_id={request_id}")
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            ids.append(f"trace_id={ctx.trace_id:032x} span_id={ctx.span_id:016x}")
+        return f"{text} [{' '.join(ids)}]" if ids else text
 
 
 def configure_logging(service: str, level: str = "INFO", *, json: bool = True) -> None:

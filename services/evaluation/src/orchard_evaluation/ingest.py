@@ -6,7 +6,9 @@ body each item is checked on its own, so one bad item never costs the others the
 it is reported as rejected, with the reason, and the rest are stored.
 
 Event (DESIGN §3): ``{request_id, ts, model, version, route_arm, experiment?, unit?,
-inputs: {name: values}, outputs: {name: values}, latency_ms, status, trace_id?, shadow}``.
+inputs: {name: values}, outputs: {name: values}, latency_ms, status, trace_id?, span_id?,
+shadow}``. ``span_id`` (the gateway's span) is only read to link the ingest span to the
+prediction's trace; it is not stored.
 Feedback: ``{request_id, label?, value?, ts?}`` with at least one of ``label`` and ``value``.
 """
 
@@ -25,6 +27,7 @@ __all__ = [
     "MAX_ID",
     "Rejected",
     "event_record",
+    "event_trace_ids",
     "feedback_record",
     "parse_items",
     "rows_of",
@@ -49,6 +52,7 @@ _EVENT_FIELDS: Final = frozenset(
         "latency_ms",
         "status",
         "trace_id",
+        "span_id",
         "shadow",
     }
 )
@@ -139,6 +143,11 @@ def event_record(item: Any, now: float) -> dict[str, Any]:
         "trace_id": _string(item, "trace_id", 64, default=None),
         "received_at": now,
     }
+
+
+def event_trace_ids(item: Mapping[str, Any]) -> tuple[object, object]:
+    """The event's ``(trace_id, span_id)``, as given (checked by ``trace_links``)."""
+    return item.get("trace_id"), item.get("span_id")
 
 
 def feedback_record(item: Any, now: float) -> dict[str, Any]:

@@ -3,7 +3,11 @@
 Every prediction the gateway answers or mirrors (shadows included) becomes one event::
 
     {request_id, ts, model, version, route_arm, experiment?, unit?,
-     inputs: {name: values}, outputs: {name: values}, latency_ms, status, trace_id?, shadow}
+     inputs: {name: values}, outputs: {name: values}, latency_ms, status, trace_id?, span_id?,
+     shadow}
+
+``trace_id``/``span_id`` name the gateway's span of the request (W3C hex), so evaluation's
+ingest span can link to the prediction's trace; a shadow's event has neither.
 
 ``ts`` is Unix time in seconds (float). Sampling is by a hash of the ``request_id``, so a
 request's primary and shadow events are kept or skipped together. How events travel to
@@ -89,6 +93,7 @@ def event_from_oip(
     experiment: str | None = None,
     unit: str | None = None,
     trace_id: str | None = None,
+    span_id: str | None = None,
     ts: float | None = None,
 ) -> dict[str, Any]:
     """One prediction event from an OIP v2 request and its response (bytes or decoded).
@@ -114,4 +119,6 @@ def event_from_oip(
         event["unit"] = unit
     if trace_id is not None:
         event["trace_id"] = trace_id
+    if span_id is not None:
+        event["span_id"] = span_id
     return event

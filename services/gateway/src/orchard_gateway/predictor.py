@@ -110,9 +110,12 @@ def _unit(value: str) -> str | None:
     return value if 0 < len(value) <= _MAX_UNIT_CHARS else None
 
 
-def _trace_id() -> str | None:
+def _trace_ids() -> tuple[str | None, str | None]:
+    # The caller's request span: the event carries it, so evaluation can link back to it.
     context = trace.get_current_span().get_span_context()
-    return f"{context.trace_id:032x}" if context.is_valid else None
+    if not context.is_valid:
+        return None, None
+    return f"{context.trace_id:032x}", f"{context.span_id:016x}"
 
 
 def _path(route: Route, protocol: str) -> str:
@@ -175,7 +178,7 @@ class Predictor:
         routes = self._watcher.require_table().model(model)
         headers = list(headers)
         unit = find_unit(routes.sticky_key, headers, parameters)
-        call = _Call(routes, body, request_id, headers, unit, _trace_id(), protocol)
+        call = _Call(routes, body, request_id, headers, unit, *_trace_ids(), protocol)
         route = routes.pinned(version) if version is not None else routes.assign(unit)
         started = time.perf_counter()
         fallback_from: Route | None = None
@@ -272,7 +275,7 @@ class Predictor:
         elapsed = time.perf_counter() - started
         self._metrics.observe_mirror(route.model, route.version, code, elapsed)
         # The shadow's event carries no trace id: it is not part of the caller's trace.
-        shadow_call = dataclasses.replace(call, trace_id=None)
+        shadow_call = dataclasses.replace(call, trace_id=None, span_id=None)
         self._offer(shadow_call, route, response, status, elapsed, shadow=True)
 
     async def aclose(self) -> None:
@@ -294,6 +297,7 @@ class _Call:
     headers: list[tuple[bytes, bytes]]
     unit: str | None
     trace_id: str | None
+    span_id: str | None
     protocol: str
 
 
@@ -337,6 +341,7 @@ def _event(
         experiment=call.routes.experiment,
         unit=call.unit,
         trace_id=call.trace_id,
+        span_id=call.span_id,
     )
     if not v2:
         event["inputs"] = _v1_event_tensors(call.body, "instances")

@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from orchard_core import create_app as create_core_app
 from orchard_core import new_registry
 from orchard_core.app import cancel_all, package_version
+from orchard_core.tracing import tracer_for
 from orchard_retraining.api.router import API_ROUTERS
 from orchard_retraining.controller import build_controller, build_traffic_backend
 from orchard_retraining.db import Database
@@ -89,6 +90,7 @@ def create_app(
                 metrics,
                 ledger=app.state.intake,
                 starter=controller,
+                tracer=tracer_for(app, "orchard_retraining"),
             )
             if settings.auto_retrain:
                 app.state.intake.on_accepted = runner.submit_for_trigger

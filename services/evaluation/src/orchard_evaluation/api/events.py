@@ -12,9 +12,10 @@ from starlette.responses import Response
 
 from orchard_core.errors import InvalidInput
 from orchard_core.responses import json_response
+from orchard_core.tracing import MAX_LINKS, trace_links, tracer_for
 from orchard_evaluation.cloudevents import is_cloudevent, parse_cloudevents
 from orchard_evaluation.deps import BodyDep, MetricsDep, SettingsDep, StoreDep
-from orchard_evaluation.ingest import event_record, parse_items
+from orchard_evaluation.ingest import event_record, event_trace_ids, parse_items
 
 __all__ = ["router"]
 
@@ -32,14 +33,29 @@ async def ingest_events(
     now = time.time()
     records: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
+    traced: list[tuple[object, object]] = []
     for index, item in enumerate(items):
         try:
             records.append(event_record(item, now))
+            traced.append(event_trace_ids(item))
         except ValueError as exc:
             request_id = item.get("request_id") if isinstance(item, dict) else None
             rejected.append({"index": index, "request_id": _id(request_id), "error": str(exc)})
-    outcomes = await run_in_threadpool(store.add_events, records) if records else []
-    counts = Counter(outcomes)
+    # One span per batch, linked to the traces of (at most MAX_LINKS of) its predictions.
+    links, unlinked = trace_links(traced, limit=MAX_LINKS)
+    tracer = tracer_for(request.app, "orchard_evaluation")
+    with tracer.start_as_current_span("ingest events", links=links) as span:
+        outcomes = await run_in_threadpool(store.add_events, records) if records else []
+        counts = Counter(outcomes)
+        if span.is_recording():
+            span.set_attributes(
+                {
+                    "orchard.events.accepted": counts["accepted"],
+                    "orchard.events.duplicates": counts["duplicate"],
+                    "orchard.events.rejected": len(rejected),
+                    "orchard.links.dropped": unlinked,
+                }
+            )
     metrics.events.labels("accepted").inc(counts["accepted"])
     metrics.events.labels("duplicate").inc(counts["duplicate"])
     metrics.events.labels("rejected").inc(len(rejected))

@@ -10,6 +10,7 @@ from fastapi import Request
 from starlette.responses import Response
 
 from orchard_core.logs import add_log_fields
+from orchard_core.tracing import set_model_attributes
 from orchard_gateway.auth import RateDecision, RateLimiter
 from orchard_gateway.predictor import Prediction, Predictor
 from orchard_gateway.routes_table import Route
@@ -65,6 +66,7 @@ async def predict(
 ) -> Response:
     """Route one prediction through ``predictor`` and answer the caller with its result."""
     add_log_fields(request, model=model)
+    set_model_attributes(model)
     prediction = await predictor.infer(
         model,
         body,
@@ -75,6 +77,7 @@ async def predict(
         protocol=protocol,
     )
     add_log_fields(request, version=prediction.version, route_arm=prediction.arm)
+    set_model_attributes(model, prediction.version)
     return answer(request, prediction)
 
 

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from orchard_core import json_response
 from orchard_core.responses import JSON_MEDIA_TYPE
+from orchard_core.tracing import set_model_attributes
 from orchard_inference.api.v2 import MODEL_VERSION_HEADER
 from orchard_inference.deps import BodyDep, DataPlaneDep
 from orchard_inference.model import ModelState
@@ -49,5 +50,7 @@ async def model_ready(model: str, dataplane: DataPlaneDep) -> Response:
 @router.post("/models/{model}:predict")
 async def predict(model: str, body: BodyDep, dataplane: DataPlaneDep) -> Response:
     """Predict: {"instances": [...]} → {"predictions": [...]}."""
+    set_model_attributes(model)  # also on a failed prediction's span
     content, version = await dataplane.predict_v1(model, body)
+    set_model_attributes(model, version)
     return Response(content, media_type=JSON_MEDIA_TYPE, headers={MODEL_VERSION_HEADER: version})

@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from orchard_core import json_response
 from orchard_core.responses import JSON_MEDIA_TYPE
+from orchard_core.tracing import set_model_attributes
 from orchard_inference.deps import BodyDep, DataPlaneDep
 from orchard_inference.model import ModelState, ServedModel
 
@@ -81,15 +82,17 @@ async def model_version_ready(model: str, version: str, dataplane: DataPlaneDep)
     return _readiness(await dataplane.model_ready(model, version))
 
 
-def _inferred(result: tuple[bytes, str]) -> Response:
+def _inferred(model: str, result: tuple[bytes, str]) -> Response:
     body, version = result
+    set_model_attributes(model, version)
     return Response(body, media_type=JSON_MEDIA_TYPE, headers={MODEL_VERSION_HEADER: version})
 
 
 @router.post("/models/{model}/infer")
 async def infer(model: str, body: BodyDep, dataplane: DataPlaneDep) -> Response:
     """Inference with the model's current version."""
-    return _inferred(await dataplane.infer(model, None, body))
+    set_model_attributes(model)  # also on a failed prediction's span
+    return _inferred(model, await dataplane.infer(model, None, body))
 
 
 @router.post("/models/{model}/versions/{version}/infer")
@@ -97,4 +100,5 @@ async def infer_version(
     model: str, version: str, body: BodyDep, dataplane: DataPlaneDep
 ) -> Response:
     """Inference with one model version."""
-    return _inferred(await dataplane.infer(model, version, body))
+    set_model_attributes(model, version)  # also on a failed prediction's span
+    return _inferred(model, await dataplane.infer(model, version, body))

@@ -8,7 +8,7 @@ builds the real ``ApiClient`` from in-cluster config or a kubeconfig.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from kubernetes.client import ApiClient, BatchV1Api, CoreV1Api, CustomObjectsApi, V1Job, V1Pod
@@ -90,9 +90,17 @@ class KubernetesPipelineBackend:
         """Build one over a shared ``ApiClient`` (see ``load_api_client``)."""
         return cls(settings, BatchV1Api(api_client), CoreV1Api(api_client))
 
-    def submit(self, *, model: str, run_id: str, trigger_id: str, args: Sequence[str]) -> str:
+    def submit(
+        self,
+        *,
+        model: str,
+        run_id: str,
+        trigger_id: str,
+        args: Sequence[str],
+        env: Mapping[str, str] | None = None,
+    ) -> str:
         manifest = training_job(
-            self._settings, model=model, run_id=run_id, trigger_id=trigger_id, args=args
+            self._settings, model=model, run_id=run_id, trigger_id=trigger_id, args=args, env=env
         )
         name: str = manifest["metadata"]["name"]
         try:

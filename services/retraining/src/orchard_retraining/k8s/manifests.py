@@ -11,7 +11,7 @@ Nothing here talks to a cluster; the backends send these dicts.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 from orchard_retraining.k8s.names import dns_label, label_value
@@ -99,6 +99,7 @@ def training_job(
     run_id: str,
     trigger_id: str,
     args: Sequence[str],
+    env: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """A ``batch/v1`` Job that runs ``settings.command + args`` once for ``model``.
 
@@ -109,6 +110,7 @@ def training_job(
             maps to the same Job.
         trigger_id: what caused the run (drift event, schedule, manual).
         args: arguments appended to ``settings.command``.
+        env: this run's own variables (``TRACEPARENT``), after ``settings.env``.
 
     Returns:
         The Job as the API server accepts it.
@@ -121,19 +123,20 @@ def training_job(
         TRIGGER_ID_LABEL: label_value(trigger_id),
     }
     # HOME on the emptyDir: with a read-only root, libraries that cache under ~ still work.
-    env: list[dict[str, Any]] = [
+    variables: list[dict[str, Any]] = [
         {"name": "MLFLOW_TRACKING_URI", "value": settings.mlflow_tracking_uri},
         {"name": "HOME", "value": _POD_TMP},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
-    env += [{"name": k, "value": v} for k, v in settings.env.items()]
+    variables += [{"name": k, "value": v} for k, v in settings.env.items()]
+    variables += [{"name": k, "value": v} for k, v in (env or {}).items()]
     container: dict[str, Any] = {
         "name": TRAIN_CONTAINER,
         "image": settings.image,
         "imagePullPolicy": settings.image_pull_policy,
         "command": list(settings.command),
         "args": list(args),
-        "env": env,
+        "env": variables,
         "resources": settings.resources.as_dict(settings.gpu.resources() if settings.gpu else None),
         "securityContext": _restricted_container_security(),
         "volumeMounts": [{"name": _TMP_VOLUME, "mountPath": _POD_TMP}],

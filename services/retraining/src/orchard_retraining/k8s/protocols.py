@@ -9,7 +9,7 @@ the embedded runtime) and the Kubernetes one in this package are interchangeable
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -42,9 +42,18 @@ class RunStatus:
 class PipelineBackend(Protocol):
     """Runs the ``orchard_pipelines`` training step for a model."""
 
-    def submit(self, *, model: str, run_id: str, trigger_id: str, args: Sequence[str]) -> str:
+    def submit(
+        self,
+        *,
+        model: str,
+        run_id: str,
+        trigger_id: str,
+        args: Sequence[str],
+        env: Mapping[str, str] | None = None,
+    ) -> str:
         """Start one training run; return its handle.
 
+        ``env`` is added to the run's environment (``TRACEPARENT``: the run's trace).
         Submitting the same ``run_id`` again returns the same handle and starts nothing.
         """
         ...

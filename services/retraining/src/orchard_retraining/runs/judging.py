@@ -14,7 +14,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from opentelemetry import trace
+
 from orchard_core.errors import NotFound, OrchardError, ServiceUnavailable
+from orchard_core.tracing import MODEL_ATTRIBUTE, MODEL_VERSION_ATTRIBUTE
 from orchard_retraining.metrics import RetrainingMetrics
 from orchard_retraining.runs.gate_step import GateJudgment, judge_candidate, record_judgment
 from orchard_retraining.runs.protocols import RolloutStarter, RunRegistry
@@ -39,6 +42,8 @@ class CandidateGate:
         metrics: RetrainingMetrics,
         note: Note,
         starter: RolloutStarter | None = None,
+        *,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self._store = store
         self._registry = registry
@@ -46,6 +51,7 @@ class CandidateGate:
         self._metrics = metrics
         self._note = note
         self.starter = starter
+        self._tracer = tracer if tracer is not None else trace.NoOpTracer()
 
     async def judge(self, record: PipelineRunRecord) -> None:
         """Judge the run's candidate, unless MLflow or the controller is unavailable."""
@@ -99,5 +105,8 @@ class CandidateGate:
         if self.starter is None:
             raise OrchardError("not rolled out: this service has no rollout controller")
         spec = {"model": model, "candidate_version": version}
-        rollout, _ = await self.starter.start(spec, actor="retraining")
+        attributes = {MODEL_ATTRIBUTE: model, MODEL_VERSION_ATTRIBUTE: version}
+        with self._tracer.start_as_current_span("rollout start", attributes=attributes) as span:
+            rollout, _ = await self.starter.start(spec, actor="retraining")
+            span.set_attribute("orchard.rollout_id", rollout.id)
         return rollout.id

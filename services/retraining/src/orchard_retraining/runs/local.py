@@ -79,15 +79,24 @@ class LocalPipelineBackend:
         run_id = handle.removeprefix(_PREFIX)
         return self._runs_dir / f"{run_id}.out", self._runs_dir / f"{run_id}.log"
 
-    def submit(self, *, model: str, run_id: str, trigger_id: str, args: Sequence[str]) -> str:
-        """Start the process (once per ``run_id``); return its handle."""
+    def submit(
+        self,
+        *,
+        model: str,
+        run_id: str,
+        trigger_id: str,
+        args: Sequence[str],
+        env: Mapping[str, str] | None = None,
+    ) -> str:
+        """Start the process (once per ``run_id``) with ``env`` added; return its handle."""
         handle = f"{_PREFIX}{run_id}"
         with self._lock:
             if handle in self._processes:
                 return handle
             self._runs_dir.mkdir(parents=True, exist_ok=True)
             out_path, log_path = self._paths(handle)
-            env = {**os.environ, "PYTHONUNBUFFERED": "1", **self._env}
+            # The service's own TRACEPARENT (if any) is not the run's: the run's wins.
+            environ = {**os.environ, "PYTHONUNBUFFERED": "1", **self._env, **(env or {})}
             with out_path.open("wb") as out, log_path.open("wb") as log:
                 # A new session: the run leads its own process group, so cancel reaches all
                 # of it, and a Ctrl-C meant for the service does not kill training.
@@ -96,7 +105,7 @@ class LocalPipelineBackend:
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=log,
-                    env=env,
+                    env=environ,
                     start_new_session=True,
                 )
         return handle

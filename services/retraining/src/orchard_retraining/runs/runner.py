@@ -7,6 +7,12 @@ MLflow refused, then start pending runs up to ``max_concurrent_runs``, oldest fi
 that fails, times out or is cancelled leaves no registered version behind: every version
 tagged with its id is deleted. A run left ``running`` by a previous process of the service
 is failed (the local backend does not know its handle) and cleaned up on the first tick.
+
+Tracing: each stage is a span of the run's trace: ``pipeline_run submit`` (a child of the
+request or trigger that asked for the run), ``pipeline_run start`` (whose W3C context the
+training step gets as ``TRACEPARENT`` and continues), ``pipeline_run gate`` and, under it,
+``rollout start``. Stages of one run are tied together by the submit span's context, kept in
+memory: after a restart of the service a run's remaining stages start a new trace.
 """
 
 from __future__ import annotations
@@ -14,10 +20,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, Final
 
+from opentelemetry import trace
+
 from orchard_core.errors import Conflict, InvalidInput, ServiceUnavailable
+from orchard_core.tracing import MODEL_ATTRIBUTE, MODEL_VERSION_ATTRIBUTE, traceparent_env
 from orchard_retraining.k8s.errors import RunNotFound
 from orchard_retraining.k8s.protocols import PipelineBackend, RunState, RunStatus
 from orchard_retraining.metrics import RetrainingMetrics
@@ -35,6 +46,9 @@ _log = logging.getLogger("orchard.retraining.runs")
 RUN_ID_TAG: Final = "orchard.pipeline_run_id"
 _TAIL_LINES: Final = 20
 _ERROR_CHARS: Final = 4000
+_RUN_ATTRIBUTE: Final = "orchard.pipeline_run_id"
+# Runs whose trace is remembered between stages; the oldest are forgotten past this.
+_MAX_TRACED_RUNS: Final = 1024
 
 
 class PipelineRunner:
@@ -51,7 +65,9 @@ class PipelineRunner:
         backend_name: str | None = None,
         starter: RolloutStarter | None = None,
         ledger: TriggerLedger | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
+        """``tracer``: where the stages' spans go (none: not traced)."""
         self.store = store
         self.backend = backend
         self._registry = registry
@@ -59,7 +75,11 @@ class PipelineRunner:
         self._metrics = metrics
         self._backend_name = backend_name or settings.pipeline_backend
         self._ledger = ledger
-        self._gate = CandidateGate(store, registry, settings, metrics, self._note, starter)
+        self._tracer = tracer if tracer is not None else trace.NoOpTracer()
+        self._traces: OrderedDict[int, trace.SpanContext] = OrderedDict()
+        self._gate = CandidateGate(
+            store, registry, settings, metrics, self._note, starter, tracer=self._tracer
+        )
         self._timeout_s = settings.pipeline_timeout_s
         self._lock = asyncio.Lock()
         self._gauged: set[str] = set()
@@ -90,15 +110,20 @@ class PipelineRunner:
         """
         if not model or len(model) > 200:
             raise InvalidInput("'model' must be a non-empty string of at most 200 characters")
-        record = self.store.create(
-            model,
-            backend=self._backend_name,
-            trigger_id=trigger_id,
-            options=options,
-            auto_rollout=auto_rollout,
-            actor=actor,
-            reason=reason,
-        )
+        with self._tracer.start_as_current_span(
+            "pipeline_run submit", attributes={MODEL_ATTRIBUTE: model}
+        ) as span:
+            record = self.store.create(
+                model,
+                backend=self._backend_name,
+                trigger_id=trigger_id,
+                options=options,
+                auto_rollout=auto_rollout,
+                actor=actor,
+                reason=reason,
+            )
+            span.set_attribute(_RUN_ATTRIBUTE, record.id)
+            self._remember(record.id, span)
         self._note(record, {"pipeline_run_id": record.id})
         return record
 
@@ -149,7 +174,7 @@ class PipelineRunner:
             for record in await asyncio.to_thread(self.store.with_status, "running"):
                 await self._poll(record)
             for record in await asyncio.to_thread(self.store.awaiting_gate):
-                await self._gate.judge(record)
+                await self._judge(record)
             for record in await asyncio.to_thread(self.store.awaiting_cleanup):
                 await self._cleanup(record)
             await self._start_pending()
@@ -162,13 +187,15 @@ class PipelineRunner:
             return
         for record in await asyncio.to_thread(self.store.with_status, "pending", room):
             try:
-                handle = await asyncio.to_thread(
-                    self.backend.submit,
-                    model=record.model,
-                    run_id=str(record.id),
-                    trigger_id="" if record.trigger_id is None else str(record.trigger_id),
-                    args=step_arguments(record, self._settings),
-                )
+                with self._stage("pipeline_run start", record):
+                    handle = await asyncio.to_thread(
+                        self.backend.submit,
+                        model=record.model,
+                        run_id=str(record.id),
+                        trigger_id="" if record.trigger_id is None else str(record.trigger_id),
+                        args=step_arguments(record, self._settings),
+                        env=traceparent_env(),  # the step continues the run's trace
+                    )
             except Exception as exc:
                 _log.exception("pipeline run %s could not start", record.id)
                 await self._finish(record, "failed", f"could not start: {exc}", cleanup=False)
@@ -242,7 +269,40 @@ class PipelineRunner:
         if updated is not None:
             finished = await self._finish(updated, "succeeded", None, cleanup=False)
             self._note(finished, {"candidate_version": str(version)})
-            await self._gate.judge(finished)
+            await self._judge(finished)
+
+    async def _judge(self, record: PipelineRunRecord) -> None:
+        with self._stage("pipeline_run gate", record) as span:
+            span.set_attribute(MODEL_VERSION_ATTRIBUTE, str(record.candidate_version))
+            await self._gate.judge(record)
+            judged = await asyncio.to_thread(self.store.get, record.id)
+            if judged.gate_verdict is not None:  # else deferred: judged again next tick
+                span.set_attribute("orchard.gate.verdict", judged.gate_verdict)
+                self._traces.pop(record.id, None)
+
+    @contextmanager
+    def _stage(self, name: str, record: PipelineRunRecord) -> Iterator[trace.Span]:
+        """A span of the run's trace (a new trace when the run's is not known)."""
+        known = self._traces.get(record.id)
+        parent = trace.set_span_in_context(trace.NonRecordingSpan(known)) if known else None
+        attributes: dict[str, str | int] = {
+            MODEL_ATTRIBUTE: record.model,
+            _RUN_ATTRIBUTE: record.id,
+        }
+        with self._tracer.start_as_current_span(
+            name, context=parent, attributes=attributes
+        ) as span:
+            if known is None:
+                self._remember(record.id, span)
+            yield span
+
+    def _remember(self, run_id: int, span: trace.Span) -> None:
+        context = span.get_span_context()
+        if not context.is_valid:
+            return
+        self._traces[run_id] = context
+        while len(self._traces) > _MAX_TRACED_RUNS:
+            self._traces.popitem(last=False)
 
     def _result(self, handle: str) -> dict[str, Any] | None:
         reader = getattr(self.backend, "result", None)
@@ -267,6 +327,8 @@ class PipelineRunner:
         if updated is None:  # finished by someone else meanwhile
             return await asyncio.to_thread(self.store.get, record.id)
         self._metrics.pipeline_runs.labels(record.model, status).inc()
+        if status != "succeeded":  # no gate follows: the run's trace is complete
+            self._traces.pop(record.id, None)
         if updated.started_at is not None:
             duration = max(0.0, now - updated.started_at)
             self._metrics.pipeline_run_duration.labels(record.model).observe(duration)

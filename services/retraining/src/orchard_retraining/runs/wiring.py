@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
+from opentelemetry import trace
+
 from orchard_retraining.k8s.backends import KubernetesPipelineBackend
 from orchard_retraining.k8s.client import load_api_client
 from orchard_retraining.k8s.protocols import PipelineBackend
@@ -66,8 +68,10 @@ def build_pipeline_runner(
     ledger: TriggerLedger | None = None,
     starter: RolloutStarter | None = None,
     backend: PipelineBackend | None = None,
+    tracer: trace.Tracer | None = None,
 ) -> PipelineRunner:
-    """The runner over the configured backend (or ``backend``, for tests)."""
+    """The runner over the configured backend (or ``backend``, for tests); ``tracer``
+    traces its stages."""
     return PipelineRunner(
         store,
         backend if backend is not None else build_pipeline_backend(settings),
@@ -76,4 +80,5 @@ def build_pipeline_runner(
         metrics,
         ledger=ledger,
         starter=starter,
+        tracer=tracer,
     )
