@@ -248,7 +248,7 @@ def _print_ready(cfg: PlatformConfig, client: httpx.Client, console: Console) ->
     rows.append(("Data folder", str(cfg.data_dir)))
     console.print(Text("Orchard is up.", style="bold green"))
     for label, value in rows:
-        console.print(Text.assemble(f"  {label:<12}", (value, "bold")), soft_wrap=True)
+        console.print(Text.assemble(f"  {label:<13}", (value, "bold")), soft_wrap=True)
     console.print("Try a prediction through the gateway:")
     console.print(Text(f"  {curl}"), soft_wrap=True)
     console.print("Drive the closed loop (drift → retraining → canary) in another terminal:")

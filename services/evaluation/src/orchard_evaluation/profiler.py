@@ -70,7 +70,26 @@ class WindowProfiler:
         batch): events still waiting for their reference stay behind, never in the way.
         """
         at = time.time() if now is None else now
-        with self._lock, self._db.session() as session, session.begin():
+        with self._lock:
+            # References first, each fetch and store in its own short transaction: fetched
+            # inside the profiling transaction, a new version's reference would be written
+            # while that transaction holds SQLite's write lock (from profiling the versions
+            # before it in the batch) and wait on it until "database is locked", every pass.
+            self._load_references(after_id, at)
+            return self._profile_batch(at, after_id)
+
+    def _load_references(self, after_id: int, at: float) -> None:
+        with self._db.session() as session:
+            waiting = session.execute(
+                select(Event.model, Event.version)
+                .where(Event.profiled.is_(False), Event.id > after_id)
+                .distinct()
+            ).all()
+        for model, version in waiting:
+            self._references.get(model, version, now=at)
+
+    def _profile_batch(self, at: float, after_id: int) -> tuple[int, int]:
+        with self._db.session() as session, session.begin():
             query = (
                 select(Event)
                 .where(Event.profiled.is_(False), Event.id > after_id)
