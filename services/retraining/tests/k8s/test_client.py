@@ -59,3 +59,13 @@ def test_no_configuration_at_all_raises_a_clear_error(
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing"))
     with pytest.raises(KubernetesBackendError, match="no Kubernetes configuration"):
         load_api_client()
+
+
+def test_the_namespace_is_the_pods_own(tmp_path: Path) -> None:
+    # Jobs and InferenceServices go where the release's Role grants rights: the pod's namespace.
+    from orchard_retraining.k8s import current_namespace
+
+    file = tmp_path / "namespace"
+    file.write_text("ml-platform\n")
+    assert current_namespace(source=file) == "ml-platform"
+    assert current_namespace(source=tmp_path / "absent") == "orchard"

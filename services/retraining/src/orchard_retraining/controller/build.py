@@ -25,12 +25,14 @@ def build_traffic_backend(settings: RetrainingSettings) -> TrafficBackend | None
         from orchard_retraining.k8s import (
             InferenceServiceSettings,
             KubernetesTrafficBackend,
+            current_namespace,
             load_api_client,
         )
 
-        return KubernetesTrafficBackend.from_api_client(
-            InferenceServiceSettings(evaluation_url=settings.evaluation_url), load_api_client()
+        isvc = InferenceServiceSettings(
+            namespace=current_namespace(), evaluation_url=settings.evaluation_url
         )
+        return KubernetesTrafficBackend.from_api_client(isvc, load_api_client())
     if settings.runtime_url is None:
         return None
     return LocalTrafficBackend(settings.runtime_url)

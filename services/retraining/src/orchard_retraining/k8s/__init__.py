@@ -36,7 +36,7 @@ from orchard_retraining.k8s.backends import (
     KubernetesTrafficBackend,
     job_status,
 )
-from orchard_retraining.k8s.client import load_api_client
+from orchard_retraining.k8s.client import current_namespace, load_api_client
 from orchard_retraining.k8s.errors import DeploymentNotReady, KubernetesBackendError, RunNotFound
 from orchard_retraining.k8s.manifests import (
     inference_service,
@@ -71,6 +71,7 @@ __all__ = [
     "Toleration",
     "TrafficBackend",
     "TrainingJobSettings",
+    "current_namespace",
     "inference_service",
     "inference_service_name",
     "job_name",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Final
 
 from kubernetes import config
 from kubernetes.client import ApiClient, Configuration
@@ -10,7 +12,21 @@ from kubernetes.config.config_exception import ConfigException
 
 from orchard_retraining.k8s.errors import KubernetesBackendError
 
-__all__ = ["load_api_client"]
+__all__ = ["current_namespace", "load_api_client"]
+
+SERVICE_ACCOUNT_NAMESPACE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def current_namespace(default: str = "orchard", *, source: Path = SERVICE_ACCOUNT_NAMESPACE) -> str:
+    """The namespace this pod runs in (its service account's), else ``default``.
+
+    Jobs and InferenceServices go there: the release's Role grants rights in it, nowhere else.
+    """
+    try:
+        found = source.read_text(encoding="utf-8").strip()
+    except OSError:
+        return default
+    return found or default
 
 
 def load_api_client(*, kubeconfig: str | None = None, context: str | None = None) -> ApiClient:

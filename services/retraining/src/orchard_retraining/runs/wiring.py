@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Final
 
 from opentelemetry import trace
 
 from orchard_retraining.k8s.backends import KubernetesPipelineBackend
-from orchard_retraining.k8s.client import load_api_client
+from orchard_retraining.k8s.client import current_namespace, load_api_client
 from orchard_retraining.k8s.protocols import PipelineBackend
 from orchard_retraining.k8s.settings import TrainingJobSettings
 from orchard_retraining.metrics import RetrainingMetrics
@@ -21,7 +20,6 @@ from orchard_retraining.settings import RetrainingSettings
 __all__ = ["build_pipeline_backend", "build_pipeline_runner"]
 
 _IN_CLUSTER_COMMAND: Final = ("python", "-m", "orchard_pipelines.retrain")
-_NAMESPACE_FILE: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 def build_pipeline_backend(settings: RetrainingSettings) -> PipelineBackend:
@@ -48,7 +46,7 @@ def build_pipeline_backend(settings: RetrainingSettings) -> PipelineBackend:
         if "pipeline_command" in settings.model_fields_set
         else _IN_CLUSTER_COMMAND
     )
-    namespace = _NAMESPACE_FILE.read_text().strip() if _NAMESPACE_FILE.is_file() else "orchard"
+    namespace = current_namespace()
     job = TrainingJobSettings(
         image=settings.training_image,
         namespace=namespace,
