@@ -76,7 +76,8 @@ def fake_platform(monkeypatch: pytest.MonkeyPatch, fake_spec: Any) -> Iterator[F
 
 
 def _up(tmp_path: Path, port_factory: Any) -> list[str]:
-    args = ["up", "--data-dir", str(tmp_path)]
+    # Fake services only: the real Prometheus and Alertmanager are for tests/e2e.
+    args = ["up", "--data-dir", str(tmp_path), "--no-monitoring"]
     for option in (
         "--mlflow-port",
         "--inference-port",
@@ -162,7 +163,7 @@ def test_the_first_run_trains_and_shows_the_training_log(
 
     assert result.exit_code == 0, result.output
     assert "First run: training and registering credit-risk, digits" in result.output
-    assert "train      | epoch 1/1" in result.output
+    assert "train        | epoch 1/1" in result.output
     assert "Registered digits version 1 (accuracy 0.900)" in result.output
 
 
@@ -177,7 +178,7 @@ def test_a_failed_training_stops_what_was_started_and_exits_non_zero(
     result = runner.invoke(app, _up(tmp_path, port_factory))
 
     assert result.exit_code == 1
-    assert "train      | MLflow said no" in result.output
+    assert "train        | MLflow said no" in result.output
     assert "Orchard failed to start: train exited with code 2" in result.output
     assert not is_running(tmp_path)
 
@@ -218,8 +219,10 @@ def test_evaluation_is_ready_before_the_gateway_and_is_listed_when_up(
     assert result.exit_code == 0, result.output
     output = result.output
     # The fake services log each readiness probe they answer.
-    assert output.index("evaluation | GET /ready") < output.index("gateway    | gateway started")
-    assert f"Evaluation  http://127.0.0.1:{evaluation_port}" in output
+    assert output.index("evaluation   | GET /ready") < output.index(
+        "gateway      | gateway started"
+    )
+    assert f"Evaluation   http://127.0.0.1:{evaluation_port}" in output
     (state,) = states
     evaluation = state.services["evaluation"]
     assert evaluation.url == f"http://127.0.0.1:{evaluation_port}"
@@ -252,10 +255,10 @@ def test_retraining_is_ready_after_evaluation_and_before_the_gateway_and_is_list
 
     assert result.exit_code == 0, result.output
     output = result.output
-    evaluation_ready = output.index("evaluation | GET /ready")
-    retraining_ready = output.index("retraining | GET /ready")
-    assert evaluation_ready < retraining_ready < output.index("gateway    | gateway started")
-    assert f"Retraining  http://127.0.0.1:{retraining_port}" in output
+    evaluation_ready = output.index("evaluation   | GET /ready")
+    retraining_ready = output.index("retraining   | GET /ready")
+    assert evaluation_ready < retraining_ready < output.index("gateway      | gateway started")
+    assert f"Retraining   http://127.0.0.1:{retraining_port}" in output
     (state,) = states
     retraining = state.services["retraining"]
     assert retraining.health_url == f"http://127.0.0.1:{retraining_port}/readyz"

@@ -5,6 +5,8 @@ Rendered resources are validated against Kubernetes' own schemas (kubernetes-val
 strict: unknown fields fail), then cross-checked: Services select pods, probes and Services
 name container ports, HPAs and PDBs point at workloads, the pods run under restricted Pod
 Security, and retraining's Role grants exactly the API calls its Kubernetes backends make.
+KServe's resources (the ClusterServingRuntime, the InferenceServices) are built strictly as
+KServe SDK types instead (tests/k8s/kserve_types.py), since kubernetes-validate has no CRDs.
 
 helm comes from ``scripts/install-helm`` (``.tools/bin/helm``) or PATH; without it these
 tests skip, except under CI=true, where they fail.
@@ -24,6 +26,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from .kserve_types import KINDS as KSERVE_KINDS
+from .kserve_types import strict_resource
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "orchard"
 SCENARIOS = sorted((CHART / "ci").glob("*-values.yaml"))
@@ -32,6 +37,8 @@ KUBERNETES_VERSION = "1.33.0"  # a recent release kubernetes-validate knows
 SERVICES = {"gateway": 8000, "evaluation": 8002, "retraining": 8003, "mlflow": 5000}
 SHUTDOWN_GRACE_S = 20  # ServiceSettings.shutdown_grace_s, the services' default
 RELEASE = "orchard-ci"
+EVENTS_API = ROOT / "services/evaluation/src/orchard_evaluation/api/events.py"
+GPU = "nvidia.com/gpu"
 
 
 def _helm() -> str:
@@ -81,7 +88,7 @@ scenario = pytest.mark.parametrize("values", SCENARIOS, ids=[p.name for p in SCE
 
 
 def test_the_scenarios_the_issue_names_exist() -> None:
-    assert {"default", "minimal", "production"} <= {
+    assert {"default", "minimal", "gpu", "serverless", "production"} <= {
         p.name.removesuffix("-values.yaml") for p in SCENARIOS
     }
 
@@ -108,7 +115,10 @@ def test_every_resource_matches_the_kubernetes_schema(values: Path) -> None:
     documents = _render(values)
     assert {"Deployment", "Service", "ServiceAccount"} <= {d["kind"] for d in documents}
     for document in documents:
-        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+        if (document["apiVersion"], document["kind"]) in KSERVE_KINDS:
+            strict_resource(document, document["metadata"]["name"])
+        else:
+            kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
 
 
 @scenario
@@ -329,3 +339,140 @@ def test_the_service_accounts_retraining_names_exist() -> None:
     accounts = {a["metadata"]["name"] for a in _of_kind(documents, "ServiceAccount")}
     # orchard_retraining.k8s.settings: TrainingJobSettings / InferenceServiceSettings defaults.
     assert {"orchard-training", "orchard-models"} <= accounts
+
+
+# --- KServe: the serving runtime and the InferenceServices in values ----------------------
+
+
+def _runtime(documents: tuple[dict[str, Any], ...]) -> dict[str, Any]:
+    (runtime,) = _of_kind(documents, "ClusterServingRuntime")
+    return runtime
+
+
+def _inference_services(values: Path) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in _of_kind(_render(values), "InferenceService")}
+
+
+def test_the_runtime_serves_mlflow_sklearn_and_pytorch_on_v1_and_v2() -> None:
+    spec = _runtime(_render(CHART / "ci" / "default-values.yaml"))["spec"]
+    assert {f["name"] for f in spec["supportedModelFormats"]} == {"mlflow", "sklearn", "pytorch"}
+    assert spec["protocolVersions"] == ["v1", "v2"]
+    (container,) = spec["containers"]
+    assert container["image"] == "ghcr.io/orchard-ml/inference:0.1.0"
+    # KServe substitutes {{.Name}}; the runtime serves what the storage initializer fetched.
+    assert "--model_name={{.Name}}" in container["args"]
+    assert "--model_dir=/mnt/models" in container["args"]
+
+
+@scenario
+def test_the_runtime_container_is_a_valid_restricted_container(values: Path) -> None:
+    documents = _render(values)
+    for runtime in _of_kind(documents, "ClusterServingRuntime"):
+        spec = runtime["spec"]
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "runtime"},
+            "spec": {"containers": spec["containers"], "volumes": spec["volumes"]},
+        }
+        kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
+        (container,) = spec["containers"]
+        context = container["securityContext"]
+        assert context["runAsNonRoot"] is True
+        assert context["readOnlyRootFilesystem"] is True
+        assert context["capabilities"]["drop"] == ["ALL"]
+        assert "/tmp" in {m["mountPath"] for m in container["volumeMounts"]}
+
+
+@scenario
+def test_each_inference_service_can_be_served_by_the_runtime(values: Path) -> None:
+    documents = _render(values)
+    runtimes = {
+        r["metadata"]["name"]: r["spec"] for r in _of_kind(documents, "ClusterServingRuntime")
+    }
+    accounts = {a["metadata"]["name"] for a in _of_kind(documents, "ServiceAccount")}
+    for isvc in _of_kind(documents, "InferenceService"):
+        predictor = isvc["spec"]["predictor"]
+        model = predictor["model"]
+        runtime = runtimes[model["runtime"]]
+        formats = {f["name"] for f in runtime["supportedModelFormats"]}
+        assert model["modelFormat"]["name"] in formats
+        assert model["protocolVersion"] in runtime["protocolVersions"]
+        assert predictor["serviceAccountName"] in accounts
+        assert 0 <= predictor["minReplicas"] <= predictor["maxReplicas"]
+        # Retraining's own InferenceServices carry the same two labels (network policies).
+        labels = isvc["metadata"]["labels"]
+        assert labels["app.kubernetes.io/component"] == "inference"
+        assert labels["app.kubernetes.io/part-of"] == "orchard"
+
+
+def _evaluation_events_path() -> str:
+    source = EVENTS_API.read_text()
+    assert 'APIRouter(prefix="/v1"' in source
+    assert '@router.post("/events")' in source
+    return "/v1/events"
+
+
+@scenario
+def test_the_payload_logger_posts_to_evaluations_cloudevents_intake(values: Path) -> None:
+    documents = _render(values)
+    (evaluation,) = [
+        s for s in _of_kind(documents, "Service") if s["metadata"]["name"].endswith("-evaluation")
+    ]
+    base = f"http://{evaluation['metadata']['name']}.orchard.svc:{evaluation['spec']['ports'][0]['port']}"
+    for isvc in _of_kind(documents, "InferenceService"):
+        logger = isvc["spec"]["predictor"]["logger"]
+        assert logger == {"mode": "all", "url": base + _evaluation_events_path()}
+
+
+def test_the_gpu_model_lands_on_a_gpu_node_and_the_cpu_model_does_not() -> None:
+    services = _inference_services(CHART / "ci" / "gpu-values.yaml")
+    digits = services["digits"]["spec"]["predictor"]
+    resources = digits["model"]["resources"]
+    assert resources["limits"][GPU] == resources["requests"][GPU] == "1"
+    assert digits["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert digits["tolerations"] == [{"key": GPU, "operator": "Exists", "effect": "NoSchedule"}]
+    assert {"name": "ORCHARD_INFERENCE_DEVICE", "value": "cuda"} in digits["model"]["env"]
+    cpu = services["credit-risk"]["spec"]["predictor"]
+    assert GPU not in cpu["model"]["resources"]["limits"]
+    assert "nodeSelector" not in cpu
+    assert "tolerations" not in cpu
+
+
+@scenario
+def test_the_deployment_mode_is_annotated_on_every_inference_service(values: Path) -> None:
+    expected = "Serverless" if values.name == "serverless-values.yaml" else "RawDeployment"
+    for isvc in _inference_services(values).values():
+        assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == expected
+
+
+def test_serverless_scales_to_zero() -> None:
+    (isvc,) = _inference_services(CHART / "ci" / "serverless-values.yaml").values()
+    assert isvc["spec"]["predictor"]["minReplicas"] == 0
+
+
+def test_scale_to_zero_without_serverless_is_refused() -> None:
+    done = subprocess.run(
+        [
+            _helm(), "template", RELEASE, str(CHART),
+            "-f", str(CHART / "ci" / "serverless-values.yaml"),
+            "--set", "kserve.deploymentMode=RawDeployment",
+        ],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "needs kserve.deploymentMode Serverless" in done.stderr
+
+
+def test_an_unknown_model_format_is_refused() -> None:
+    done = subprocess.run(
+        [
+            _helm(), "template", RELEASE, str(CHART),
+            "--set", "kserve.models[0].name=m",
+            "--set", "kserve.models[0].format=onnx",
+            "--set", "kserve.models[0].storageUri=s3://b/m",
+        ],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "format" in done.stderr

@@ -2,7 +2,7 @@
 says what the platform relies on (formats, protocols, probes the runtime answers, GPUs).
 
 KServe's SDK types (``kserve.V1alpha1ClusterServingRuntime``, ``V1beta1InferenceService``)
-stand in for the CRD schemas: ``_strict`` builds them from the YAML and rejects any key the
+stand in for the CRD schemas: ``_strict`` (tests/k8s/kserve_types.py) builds them from the YAML and rejects any key the
 type does not have, so a misspelt field fails here instead of being dropped by the API
 server. Plain Kubernetes parts (containers, probes, tolerations) are also checked against
 Kubernetes' own schema with kubernetes-validate.
@@ -11,12 +11,9 @@ Kubernetes' own schema with kubernetes-validate.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import kserve
-import kubernetes.client
 import kubernetes_validate
 import pytest
 import yaml
@@ -25,55 +22,13 @@ from starlette.testclient import TestClient
 from orchard_inference import InferenceSettings, create_app
 from orchard_inference.__main__ import parse_args
 
+from .kserve_types import KINDS
+from .kserve_types import strict as _strict
+
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = sorted((ROOT / "k8s").rglob("*.yaml"))
-KINDS = {
-    ("serving.kserve.io/v1alpha1", "ClusterServingRuntime"): "V1alpha1ClusterServingRuntime",
-    ("serving.kserve.io/v1alpha1", "ServingRuntime"): "V1alpha1ServingRuntime",
-    ("serving.kserve.io/v1beta1", "InferenceService"): "V1beta1InferenceService",
-}
 RUNTIME = "orchard-inference"
 KUBERNETES_VERSION = "1.31.0"  # the oldest Kubernetes KServe 0.15 supports that we target
-PRIMITIVES: dict[str, type | tuple[type, ...]] = {
-    "str": str,
-    "int": int,
-    "bool": bool,
-    "float": (int, float),
-    "object": object,
-}
-
-
-def _type(name: str) -> Any:
-    found = getattr(kserve, name, None) or getattr(kubernetes.client, name, None)
-    assert found is not None, f"no SDK type {name}"
-    return found
-
-
-def _strict(value: Any, type_name: str, where: str) -> Any:
-    """``value`` (parsed YAML) as the SDK type ``type_name``; every key must be a field."""
-    if list_of := re.fullmatch(r"(?:list|List)\[(.+)\]", type_name):
-        assert isinstance(value, list), f"{where}: expected a list"
-        return [_strict(item, list_of[1], f"{where}[{i}]") for i, item in enumerate(value)]
-    if dict_of := re.fullmatch(r"(?:dict\(str, (.+)\)|Dict\[str, (.+)\])", type_name):
-        assert isinstance(value, dict), f"{where}: expected a mapping"
-        item_type = dict_of[1] or dict_of[2]
-        return {k: _strict(v, item_type, f"{where}.{k}") for k, v in value.items()}
-    if type_name in PRIMITIVES:
-        assert isinstance(value, PRIMITIVES[type_name]), f"{where}: {value!r} is not {type_name}"
-        return value
-    if type_name == "datetime":
-        assert isinstance(value, str | datetime), f"{where}: not a timestamp"
-        return value
-    cls = _type(type_name)
-    assert isinstance(value, dict), f"{where}: expected a {type_name} mapping"
-    fields = {json_key: attr for attr, json_key in cls.attribute_map.items()}
-    unknown = sorted(set(value) - set(fields))
-    assert not unknown, f"{where}: {type_name} has no field(s) {unknown}"
-    kwargs = {
-        fields[key]: _strict(item, cls.openapi_types[fields[key]], f"{where}.{key}")
-        for key, item in value.items()
-    }
-    return cls(**kwargs)  # the SDK's setters reject missing required fields and bad enums
 
 
 def _documents() -> list[tuple[Path, dict[str, Any]]]:

@@ -255,7 +255,7 @@ def _print_ready(cfg: PlatformConfig, client: httpx.Client, console: Console) ->
     console.print(Text("  orchard demo"), soft_wrap=True)
     if not cfg.monitoring:
         console.print(
-            "Prometheus and Alertmanager are not running (install Debian's `prometheus` and "
-            "`prometheus-alertmanager` to have `orchard up` start them)."
+            "Prometheus and Alertmanager are not running (--no-monitoring, or not installed: "
+            "Debian's `prometheus` and `prometheus-alertmanager`)."
         )
     console.print("Press Ctrl-C to stop.")
