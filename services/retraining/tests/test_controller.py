@@ -401,3 +401,33 @@ async def test_champions_are_refreshed_from_the_registry_and_kept_when_it_is_dow
         await step(running, env.clock, 31)
         table = (await running.client.get("/v1/routes")).json()
         assert table["models"]["credit-risk"]["versions"][0]["version"] == "5"
+
+
+async def test_with_per_version_urls_a_champion_nothing_serves_is_served(env: Env) -> None:
+    # Kubernetes: every version has its own InferenceService. A champion set by alias alone
+    # (the first version of a model) must be served before the gateway can route to it.
+    env.traffic.served.clear()
+    async with env.start(models='["credit-risk"]', runtime_url=None) as running:
+        use_registry(running, env.registry)
+        env.registry.aliases[("credit-risk", "champion")] = "3"
+        await step(running, env.clock)
+        await running.app.state.controller.drain()
+        assert env.traffic.deployed == [("credit-risk", "3", "models:/credit-risk/3", "mlflow")]
+        versions = (await running.client.get("/v1/routes")).json()["models"]["credit-risk"][
+            "versions"
+        ]
+        assert [(v["version"], v["target_url"]) for v in versions] == [("3", RUNTIME)]
+        await step(running, env.clock, 60)  # served now: not deployed again
+        await running.app.state.controller.drain()
+        assert len(env.traffic.deployed) == 1
+
+
+async def test_with_one_shared_runtime_champions_are_left_to_it(env: Env) -> None:
+    # Locally the runtime serves champions by alias itself; only rollouts' versions are loaded.
+    env.traffic.served.clear()
+    async with env.start(models='["credit-risk"]') as running:
+        use_registry(running, env.registry)
+        env.registry.aliases[("credit-risk", "champion")] = "3"
+        await step(running, env.clock)
+        await running.app.state.controller.drain()
+        assert env.traffic.deployed == []

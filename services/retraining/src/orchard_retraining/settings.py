@@ -118,6 +118,50 @@ class RetrainingSettings(ServiceSettings):
             "The image training Jobs run (pipeline_backend 'kubernetes'; required there)."
         ),
     )
+    training_service_account: str | None = Field(
+        default="orchard-training",
+        description=(
+            "ServiceAccount training Jobs run as (pipeline_backend 'kubernetes'); empty: the "
+            "namespace's default."
+        ),
+    )
+    run_as_user: int = Field(
+        default=10001,
+        ge=1,
+        description=(
+            "User id training Jobs run as (the Orchard images' non-root user); Kubernetes "
+            "backends only."
+        ),
+    )
+    kserve_runtime: str = Field(
+        default="orchard-registry",
+        description=(
+            "The ClusterServingRuntime of the InferenceServices this service creates "
+            "(traffic_backend 'kubernetes'): one that loads models:/<name>/<version> from MLflow "
+            "itself, so versions are served by their registered name and version."
+        ),
+    )
+    kserve_deployment_mode: Literal["RawDeployment", "Serverless"] = Field(
+        default="RawDeployment",
+        description=(
+            "How KServe runs those InferenceServices: RawDeployment (Deployment + HPA) or "
+            "Serverless (Knative)."
+        ),
+    )
+    kserve_service_account: str | None = Field(
+        default="orchard-models",
+        description=(
+            "ServiceAccount those InferenceServices run as; empty: the namespace's default."
+        ),
+    )
+    kserve_payload_logger: bool = Field(
+        default=False,
+        description=(
+            "Also log every request to those InferenceServices to evaluation through KServe's "
+            "payload logger. Off: the gateway already logs each prediction it routes, with its "
+            "arm, and both would count it twice."
+        ),
+    )
     runs_dir: Path = Field(
         default=Path(".orchard/runs"),
         description="Folder for local pipeline runs' logs (one file per run).",
@@ -182,6 +226,12 @@ class RetrainingSettings(ServiceSettings):
             except orjson.JSONDecodeError:
                 raise ValueError("must be a JSON object") from None
         return value
+
+    @field_validator("training_service_account", "kserve_service_account", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: Any) -> Any:
+        # An empty variable (what a chart renders for "none") means the namespace's default.
+        return None if value == "" else value
 
     @field_validator("models", "pipeline_command", mode="before")
     @classmethod

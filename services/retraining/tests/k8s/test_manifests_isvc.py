@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from typing import Any
 
 import kserve
@@ -178,7 +180,7 @@ def test_any_model_name_gives_a_dns_1035_name_within_kserves_host_budget(
 
 
 @pytest.mark.parametrize(
-    "storage_uri", ["models:/credit-risk/7", "runs:/abc/model", "/mnt/models", ""]
+    "storage_uri", ["models:/credit-risk/7", "runs:/abc/model", "/mnt/models", "", "models:/"]
 )
 def test_storage_uris_kserve_cannot_fetch_are_rejected(storage_uri: str) -> None:
     with pytest.raises(ValueError, match="storage_uri"):
@@ -198,6 +200,7 @@ def test_storage_uris_kserve_cannot_fetch_are_rejected(storage_uri: str) -> None
         ({"min_replicas": 3, "max_replicas": 2}, "max_replicas"),
         ({"evaluation_url": "evaluation:8002"}, "evaluation_url"),
         ({"service_account": "Nope!"}, "service_account"),
+        ({"mlflow_tracking_uri": "mlflow:5000"}, "mlflow_tracking_uri"),
     ],
 )
 def test_bad_isvc_settings_raise_value_error_naming_the_field(
@@ -214,3 +217,38 @@ def test_bad_isvc_settings_raise_value_error_naming_the_field(
 def test_bad_isvc_arguments_raise_value_error(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         _isvc(**overrides)
+
+
+REGISTRY = InferenceServiceSettings(
+    runtime="orchard-registry", mlflow_tracking_uri="http://orchard-mlflow.orchard:5000"
+)
+
+
+def test_a_registry_version_is_loaded_by_the_runtime_under_its_registered_name(
+    kserve_typed: Any,
+) -> None:
+    # The gateway calls /v2/models/credit-risk/versions/7/infer on the version's URL: the
+    # runtime must serve that name and version, not the InferenceService's name.
+    isvc = _isvc(REGISTRY, storage_uri="models:/credit-risk/7")
+    model = isvc["spec"]["predictor"]["model"]
+    assert "storageUri" not in model  # no storage initializer: nothing for it to fetch
+    assert model["runtime"] == "orchard-registry"
+    env = {e["name"]: e["value"] for e in model["env"]}
+    assert env["MLFLOW_TRACKING_URI"] == "http://orchard-mlflow.orchard:5000"
+    assert json.loads(env["ORCHARD_INFERENCE_MODELS"]) == {"credit-risk": "models:/credit-risk/7"}
+    kserve_typed(isvc, "V1beta1InferenceService")
+
+
+def test_a_registry_version_on_gpu_keeps_the_device_setting() -> None:
+    settings = dataclasses.replace(REGISTRY, gpu=GpuSettings())
+    env = _isvc(settings, storage_uri="models:/digits/2")["spec"]["predictor"]["model"]["env"]
+    assert [e["name"] for e in env] == [
+        "MLFLOW_TRACKING_URI",
+        "ORCHARD_INFERENCE_MODELS",
+        "ORCHARD_INFERENCE_DEVICE",
+    ]
+
+
+def test_a_registry_version_without_a_tracking_uri_is_rejected() -> None:
+    with pytest.raises(ValueError, match="mlflow_tracking_uri"):
+        _isvc(InferenceServiceSettings(), storage_uri="models:/credit-risk/7")

@@ -64,6 +64,14 @@ class FakeRegistry:
         self._up()
         self.aliases[alias] = version
 
+    def alias_version(self, model: str, alias: str) -> str | None:
+        self._up()
+        return self.aliases.get(alias)
+
+    def remove_alias(self, model: str, alias: str) -> None:
+        self._up()
+        self.aliases.pop(alias, None)
+
     def versions_tagged(self, model: str, key: str, value: str) -> list[str]:
         self._up()
         return [v for v, tags in self.versions.items() if tags.get(key) == value]

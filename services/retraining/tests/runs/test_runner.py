@@ -77,6 +77,35 @@ async def test_the_first_version_skips_the_gate_and_auto_rollout_can_be_declined
     assert h.starter.started == []
 
 
+async def test_the_first_version_becomes_the_champion_when_rolled_out(
+    make_harness: MakeHarness,
+) -> None:
+    # Nothing to canary against: a rollout would be refused for want of a champion, and the
+    # model would never be served (the first retraining in an empty cluster).
+    h = make_harness("--holdout", "first")
+    run = h.runner.submit("digits")
+    done = await h.until(run.id, lambda r: r.gate_verdict is not None)
+    assert (done.gate_verdict, done.rollout_id) == ("skipped", None)
+    assert done.gate is not None
+    assert "first version" in done.gate["champion"]
+    assert isinstance(h.registry, FakeRegistry)
+    assert h.registry.aliases == {"champion": "41"}
+    assert h.starter.started == []
+
+
+async def test_a_first_version_is_rolled_out_if_a_champion_appeared_meanwhile(
+    make_harness: MakeHarness,
+) -> None:
+    h = make_harness("--holdout", "first")
+    assert isinstance(h.registry, FakeRegistry)
+    h.registry.aliases["champion"] = "7"  # set by hand while the run trained
+    run = h.runner.submit("digits")
+    done = await h.until(run.id, lambda r: r.gate_verdict is not None)
+    assert done.rollout_id == 101
+    assert h.registry.aliases == {"champion": "7", "challenger": "41"}
+    assert h.starter.started == [({"model": "digits", "candidate_version": "41"}, "retraining")]
+
+
 async def test_a_registry_outage_defers_the_gate_to_a_later_tick(
     make_harness: MakeHarness, tmp_path: Path
 ) -> None:

@@ -30,7 +30,12 @@ def build_traffic_backend(settings: RetrainingSettings) -> TrafficBackend | None
         )
 
         isvc = InferenceServiceSettings(
-            namespace=current_namespace(), evaluation_url=settings.evaluation_url
+            namespace=current_namespace(),
+            runtime=settings.kserve_runtime,
+            service_account=settings.kserve_service_account,
+            deployment_mode=settings.kserve_deployment_mode,
+            evaluation_url=settings.evaluation_url if settings.kserve_payload_logger else None,
+            mlflow_tracking_uri=settings.mlflow_tracking_uri,
         )
         return KubernetesTrafficBackend.from_api_client(isvc, load_api_client())
     if settings.runtime_url is None:

@@ -280,7 +280,8 @@ class RolloutController:
         self._urls[key] = url
 
     async def _check_served(self) -> None:
-        """Serve again (in the background) the rollouts' versions the backend lost."""
+        """Serve (in the background) the versions the routes need that the backend lacks:
+        the rollouts' versions, and with per-version URLs (Kubernetes) every champion."""
         if self._traffic is None:
             return
         wanted: set[tuple[str, str]] = set()
@@ -289,6 +290,11 @@ class RolloutController:
             wanted.update(
                 {(spec.model, spec.candidate_version), (spec.model, spec.champion_version)}
             )
+        if self._target_url is None:
+            # A champion named by alias alone (the first version, one promoted by hand in
+            # MLflow, or one whose InferenceService was deleted) has nothing serving it yet.
+            champions = await asyncio.to_thread(self.store.champions)
+            wanted.update((model, version) for model, version in champions.items())
         now = self._clock()
         for model, version in sorted(wanted):
             key = (model, version)
@@ -298,9 +304,9 @@ class RolloutController:
             if url is not None:
                 self._urls[key] = url
                 continue
-            _log.warning(
-                "%s version %s is not served (runtime restarted?): serving it again", model, version
-            )
+            if key in self._deploys:  # a concurrent check got there while we asked
+                continue
+            _log.warning("%s version %s is not served: serving it", model, version)
             task = asyncio.create_task(self._serve(model, version, required=False))
             self._deploys[key] = task
             task.add_done_callback(functools.partial(self._deployed, key))

@@ -11,6 +11,7 @@ Nothing here talks to a cluster; the backends send these dicts.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -197,8 +198,9 @@ def inference_service(
         settings: namespace, runtime, replicas, resources, GPU options, payload logging.
         model: the registered model name.
         version: the registry version (e.g. ``"7"``).
-        storage_uri: where KServe's storage initializer fetches the model
-            (``s3://``, ``gs://``, ``pvc://``, ``https://``, ...).
+        storage_uri: ``models:/<name>/<version>``, which the runtime loads from MLflow
+            itself (needs ``settings.mlflow_tracking_uri``), or a URL KServe's storage
+            initializer fetches (``s3://``, ``gs://``, ``pvc://``, ``https://``, ...).
         model_format: the ``modelFormat.name`` (``mlflow``, ``sklearn``, ``pytorch``, ...).
 
     Returns:
@@ -206,11 +208,17 @@ def inference_service(
     """
     if not model or not version:
         raise ValueError("model and version must be non-empty")
-    if "://" not in storage_uri or storage_uri.startswith(("models:/", "runs:/")):
+    from_registry = storage_uri.startswith("models:/") and len(storage_uri) > len("models:/")
+    if from_registry and settings.mlflow_tracking_uri is None:
         raise ValueError(
-            f"storage_uri must be a URL KServe's storage initializer can fetch (s3://, gs://, "
-            f"pvc://, https://, ...), got {storage_uri!r}; resolve MLflow models:/ and runs:/ "
-            "URIs to their artifact location first"
+            f"storage_uri {storage_uri!r} is loaded from MLflow by the runtime itself, which "
+            "needs settings.mlflow_tracking_uri"
+        )
+    if not from_registry and ("://" not in storage_uri or storage_uri.startswith("runs:/")):
+        raise ValueError(
+            f"storage_uri must be models:/<name>/<version> or a URL KServe's storage "
+            f"initializer can fetch (s3://, gs://, pvc://, https://, ...), got {storage_uri!r}; "
+            "resolve runs:/ URIs to their artifact location first"
         )
     if not model_format or model_format != model_format.strip().lower():
         raise ValueError(f"model_format must be a lowercase format name, got {model_format!r}")
@@ -218,16 +226,28 @@ def inference_service(
     labels = _common_labels("inference", name, model) | {VERSION_LABEL: label_value(version)}
     model_spec: dict[str, Any] = {
         "modelFormat": {"name": model_format},
-        "storageUri": storage_uri,
         "resources": settings.resources.as_dict(settings.gpu.resources() if settings.gpu else None),
     }
+    env: list[dict[str, str]] = []
+    if from_registry:
+        # No storage initializer: the runtime loads the version from MLflow (through the
+        # tracking server's artifact proxy, so any artifact store works) and serves it under
+        # its registered name and version, the path the gateway's route table calls.
+        env += [
+            {"name": "MLFLOW_TRACKING_URI", "value": str(settings.mlflow_tracking_uri)},
+            {"name": "ORCHARD_INFERENCE_MODELS", "value": json.dumps({model: storage_uri})},
+        ]
+    else:
+        model_spec["storageUri"] = storage_uri
     if settings.runtime is not None:
         model_spec["runtime"] = settings.runtime
     if settings.protocol_version is not None:
         model_spec["protocolVersion"] = settings.protocol_version
     if settings.gpu is not None:
         # The Orchard runtime fails to load rather than quietly falling back to the CPU.
-        model_spec["env"] = [{"name": "ORCHARD_INFERENCE_DEVICE", "value": "cuda"}]
+        env.append({"name": "ORCHARD_INFERENCE_DEVICE", "value": "cuda"})
+    if env:
+        model_spec["env"] = env
     predictor: dict[str, Any] = {
         "minReplicas": settings.min_replicas,
         "maxReplicas": settings.max_replicas,

@@ -227,6 +227,7 @@ class InferenceServiceSettings:
     resources: ContainerResources = field(default_factory=ContainerResources)
     gpu: GpuSettings | None = None
     evaluation_url: str | None = None
+    mlflow_tracking_uri: str | None = None
 
     def __post_init__(self) -> None:
         _check_common(self.namespace, self.service_account)
@@ -259,6 +260,10 @@ class InferenceServiceSettings:
             )
         if self.evaluation_url is not None and not _URL.match(self.evaluation_url):
             raise ValueError(f"evaluation_url must be an http(s) URL, got {self.evaluation_url!r}")
+        if self.mlflow_tracking_uri is not None and not _URL.match(self.mlflow_tracking_uri):
+            raise ValueError(
+                f"mlflow_tracking_uri must be an http(s) URL, got {self.mlflow_tracking_uri!r}"
+            )
 
     @property
     def name_budget(self) -> int:

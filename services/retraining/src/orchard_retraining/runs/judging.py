@@ -19,6 +19,7 @@ from opentelemetry import trace
 from orchard_core.errors import NotFound, OrchardError, ServiceUnavailable
 from orchard_core.tracing import MODEL_ATTRIBUTE, MODEL_VERSION_ATTRIBUTE
 from orchard_retraining.metrics import RetrainingMetrics
+from orchard_retraining.registry import CHALLENGER, CHAMPION
 from orchard_retraining.runs.gate_step import GateJudgment, judge_candidate, record_judgment
 from orchard_retraining.runs.protocols import RolloutStarter, RunRegistry
 from orchard_retraining.runs.store import PipelineRunStore, run_meta
@@ -74,14 +75,22 @@ class CandidateGate:
             judgment = GateJudgment("inconclusive", {"reason": str(exc)})
         details = dict(judgment.details)
         rollout_id = None
+        champion = False
         if judgment.promotes and self._auto_rollout(record):
             try:
-                rollout_id = await self._start_rollout(model, version)
+                # The first version has no champion to canary against: it becomes the champion.
+                champion = judgment.verdict == "skipped" and await asyncio.to_thread(
+                    self._crown_first_version, model, version
+                )
+                if not champion:
+                    rollout_id = await self._start_rollout(model, version)
             except ServiceUnavailable as exc:
                 _log.warning("pipeline run %s: rollout deferred: %s", record.id, exc)
                 return
             except OrchardError as exc:  # e.g. a rollout of the model already in progress
                 details["rollout_error"] = exc.message
+        if champion:
+            details["champion"] = "the model's first version: made champion, nothing to compare"
         await asyncio.to_thread(
             self._store.update,
             record.id,
@@ -93,9 +102,21 @@ class CandidateGate:
         led: dict[str, Any] = {"gate": judgment.verdict}
         if rollout_id is not None:
             led["rollout_id"] = rollout_id
+        elif champion:
+            led["champion"] = version
         else:  # nothing ships: a later trigger may retrain sooner (see TriggerIntake)
             led["ended_at"] = time.time()
         self._note(record, led)
+
+    def _crown_first_version(self, model: str, version: str) -> bool:
+        """Make ``version`` the champion if the model still has none (else False: a champion
+        appeared since the run began, and the version is rolled out against it)."""
+        if self._registry.alias_version(model, CHAMPION) is not None:
+            return False
+        self._registry.set_alias(model, CHAMPION, version)
+        self._registry.remove_alias(model, CHALLENGER)
+        _log.info("%s version %s is the model's first: it is now the champion", model, version)
+        return True
 
     def _auto_rollout(self, record: PipelineRunRecord) -> bool:
         chosen = run_meta(record)["auto_rollout"]

@@ -52,6 +52,8 @@ def build_pipeline_backend(settings: RetrainingSettings) -> PipelineBackend:
         namespace=namespace,
         command=command,
         mlflow_tracking_uri=settings.mlflow_tracking_uri,
+        service_account=settings.training_service_account,
+        run_as_user=settings.run_as_user,
         active_deadline_seconds=max(1, int(settings.pipeline_timeout_s)),
     )
     return KubernetesPipelineBackend.from_api_client(job, load_api_client())
