@@ -70,3 +70,35 @@ def _all_pods(documents: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
 
 
 scenario = pytest.mark.parametrize("values", SCENARIOS, ids=[p.name for p in SCENARIOS])
+
+# prometheus-operator's API (ServiceMonitor, PodMonitor, PrometheusRule): kubernetes-validate
+# has no schema for it, so test_chart_monitoring.py checks those objects itself.
+PROMETHEUS_OPERATOR_API = "monitoring.coreos.com/v1"
+
+
+def _checkov() -> str:
+    """checkov (from ``scripts/install-checkov`` or PATH): skipped without it, failed under CI."""
+    local = ROOT / ".tools" / "bin" / "checkov"
+    found = str(local) if local.is_file() else shutil.which("checkov")
+    if found is None:
+        reason = "checkov not found: run scripts/install-checkov (installs .tools/bin/checkov)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
+
+
+def _render_to(scenario: Path, folder: Path) -> None:
+    """Render a scenario as helm lays it out: ``folder/orchard/templates/<template>.yaml``,
+    so that a finding in a file names the template it came from."""
+    _run_helm(
+        "template",
+        RELEASE,
+        str(CHART),
+        "--namespace",
+        "orchard",
+        "-f",
+        str(scenario),
+        "--output-dir",
+        str(folder),
+    )

@@ -24,9 +24,23 @@ from .chart_render import (
 # --- KServe: the serving runtime and the InferenceServices in values ----------------------
 
 
-def _runtime(documents: tuple[dict[str, Any], ...]) -> dict[str, Any]:
-    (runtime,) = _of_kind(documents, "ClusterServingRuntime")
+def _runtime(
+    documents: tuple[dict[str, Any], ...], name: str = "orchard-inference"
+) -> dict[str, Any]:
+    (runtime,) = [
+        r for r in _of_kind(documents, "ClusterServingRuntime") if r["metadata"]["name"] == name
+    ]
     return runtime
+
+
+def _env(documents: tuple[dict[str, Any], ...], component: str) -> dict[str, str]:
+    (deployment,) = [
+        d
+        for d in _of_kind(documents, "Deployment")
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == component
+    ]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value", "") for e in container["env"]}
 
 
 def _inference_services(values: Path) -> dict[str, dict[str, Any]]:
@@ -42,6 +56,60 @@ def test_the_runtime_serves_mlflow_sklearn_and_pytorch_on_v1_and_v2() -> None:
     # KServe substitutes {{.Name}}; the runtime serves what the storage initializer fetched.
     assert "--model_name={{.Name}}" in container["args"]
     assert "--model_dir=/mnt/models" in container["args"]
+
+
+def test_the_registry_runtime_loads_from_mlflow_without_a_model_dir() -> None:
+    spec = _runtime(_render(CHART / "ci" / "default-values.yaml"), "orchard-registry")["spec"]
+    assert spec["supportedModelFormats"] == [{"name": "mlflow", "autoSelect": False, "priority": 1}]
+    (container,) = spec["containers"]
+    assert container["args"] == ["--http_port=8080"]
+
+
+@scenario
+def test_retrainings_inference_services_are_servable_by_the_charts_registry_runtime(
+    values: Path,
+) -> None:
+    # What retraining will create at run time, from the settings the chart gives it.
+    from orchard_retraining.k8s import InferenceServiceSettings, inference_service
+    from orchard_retraining.settings import RetrainingSettings
+
+    documents = _render(values)
+    env = _env(documents, "retraining")
+    settings = RetrainingSettings(
+        **{k.removeprefix("ORCHARD_RETRAINING_").lower(): v for k, v in env.items()
+           if k.startswith("ORCHARD_RETRAINING_")},
+        mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"],
+    )  # fmt: skip
+    assert settings.traffic_backend == "kubernetes"
+    isvc = inference_service(
+        InferenceServiceSettings(
+            namespace="orchard",
+            runtime=settings.kserve_runtime,
+            service_account=settings.kserve_service_account,
+            deployment_mode=settings.kserve_deployment_mode,
+            mlflow_tracking_uri=settings.mlflow_tracking_uri,
+        ),
+        model="credit-risk",
+        version="3",
+        storage_uri="models:/credit-risk/3",
+        model_format="mlflow",
+    )
+    model = isvc["spec"]["predictor"]["model"]
+    runtime = _runtime(documents, model["runtime"])["spec"]
+    assert model["modelFormat"]["name"] in {f["name"] for f in runtime["supportedModelFormats"]}
+    assert model["protocolVersion"] in runtime["protocolVersions"]
+    accounts = {a["metadata"]["name"] for a in _of_kind(documents, "ServiceAccount")}
+    assert isvc["spec"]["predictor"]["serviceAccountName"] in accounts
+    mode = isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"]
+    charts_own = _of_kind(documents, "InferenceService")
+    assert all(
+        i["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == mode for i in charts_own
+    )
+    # The pods reach MLflow at the URL they are given (the Service the chart renders).
+    (mlflow,) = [
+        s for s in _of_kind(documents, "Service") if s["metadata"]["name"].endswith("-mlflow")
+    ]
+    assert env["MLFLOW_TRACKING_URI"].startswith(f"http://{mlflow['metadata']['name']}.")
 
 
 @scenario

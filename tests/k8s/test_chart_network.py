@@ -44,6 +44,17 @@ OUTSIDE = {
         },
         None,
     ),
+    # A training Job's pod (orchard_retraining.k8s.manifests labels).
+    "training": (
+        NAMESPACE,
+        {
+            "app.kubernetes.io/name": "orchard-training",
+            "app.kubernetes.io/instance": "train-credit-risk-7",
+            "app.kubernetes.io/component": "training",
+            "app.kubernetes.io/part-of": "orchard",
+        },
+        None,
+    ),
 }
 # (source, destination, port, protocol): the flows that must be open in production-values.
 ALLOWED = [
@@ -59,6 +70,10 @@ ALLOWED = [
     ("retraining", "apiserver", 443, "TCP"),
     ("retraining", "apiserver", 6443, "TCP"),
     ("candidate", "evaluation", 8002, "TCP"),  # KServe's payload logger
+    ("candidate", "mlflow", 5000, "TCP"),  # the registry runtime loads models:/ from MLflow
+    ("training", "evaluation", 8002, "TCP"),  # the labelled production export
+    ("training", "mlflow", 5000, "TCP"),
+    ("training", "collector", 4318, "TCP"),
     ("evaluation", "database", 5432, "TCP"),
     ("retraining", "database", 5432, "TCP"),
     ("mlflow", "database", 5432, "TCP"),
@@ -69,7 +84,7 @@ ALLOWED = [
     ("gateway", "collector", 4318, "TCP"),
     ("evaluation", "collector", 4318, "TCP"),
     ("retraining", "collector", 4318, "TCP"),
-    *[(s, "dns", 53, p) for s in (*SERVICES, "candidate") for p in ("UDP", "TCP")],
+    *[(s, "dns", 53, p) for s in (*SERVICES, "candidate", "training") for p in ("UDP", "TCP")],
 ]
 DENIED = [
     ("gateway", "mlflow", 5000, "TCP"),
@@ -83,7 +98,13 @@ DENIED = [
     ("internet", "mlflow", 5000, "TCP"),
     ("internet", "candidate", 8080, "TCP"),
     ("mlflow", "retraining", 8003, "TCP"),
-    ("candidate", "mlflow", 5000, "TCP"),
+    ("candidate", "database", 5432, "TCP"),
+    ("training", "database", 5432, "TCP"),
+    ("training", "apiserver", 443, "TCP"),
+    ("training", "internet", 443, "TCP"),
+    ("training", "retraining", 8003, "TCP"),
+    ("gateway", "training", 8000, "TCP"),
+    ("internet", "training", 8000, "TCP"),
     ("candidate", "apiserver", 443, "TCP"),
     ("prometheus", "mlflow", 5000, "TCP"),
     ("gateway", "dns", 80, "TCP"),
