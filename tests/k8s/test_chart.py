@@ -20,6 +20,7 @@ import subprocess
 from pathlib import Path
 
 import kubernetes_validate
+import yaml
 
 from .chart_render import (
     BACKENDS,
@@ -296,3 +297,19 @@ def test_the_service_accounts_retraining_names_exist() -> None:
     accounts = {a["metadata"]["name"] for a in _of_kind(documents, "ServiceAccount")}
     # orchard_retraining.k8s.settings: TrainingJobSettings / InferenceServiceSettings defaults.
     assert {"orchard-training", "orchard-models"} <= accounts
+
+
+def test_service_accounts_carry_the_pull_secrets_for_pods_the_chart_does_not_template() -> None:
+    # Training Jobs and InferenceServices are created by retraining and KServe, not the chart:
+    # only their ServiceAccounts can give them the registry credentials.
+    out = _run_helm(
+        "template", RELEASE, str(CHART), "--namespace", "orchard",
+        "--set", "global.imagePullSecrets[0].name=regcred",
+    )  # fmt: skip
+    accounts = {
+        d["metadata"]["name"]: d
+        for d in yaml.safe_load_all(out)
+        if d and d["kind"] == "ServiceAccount"
+    }
+    for name in ("orchard-training", "orchard-models"):
+        assert accounts[name]["imagePullSecrets"] == [{"name": "regcred"}], name

@@ -32,6 +32,7 @@ OUTSIDE = {
     "database": ("", {}, "10.20.0.5"),
     "dns": ("kube-system", {"k8s-app": "kube-dns"}, None),
     "prometheus": ("monitoring", {"app": "prometheus"}, None),
+    "alertmanager": ("monitoring", {"app": "alertmanager"}, None),
     "collector": ("observability", {"app": "otel-collector"}, None),
     # An InferenceService retraining created (orchard_retraining.k8s.manifests labels).
     "candidate": (
@@ -72,6 +73,7 @@ ALLOWED = [
     ("candidate", "evaluation", 8002, "TCP"),  # KServe's payload logger
     ("candidate", "mlflow", 5000, "TCP"),  # the registry runtime loads models:/ from MLflow
     ("training", "evaluation", 8002, "TCP"),  # the labelled production export
+    ("alertmanager", "retraining", 8003, "TCP"),  # drift and quality alerts' webhook
     ("training", "mlflow", 5000, "TCP"),
     ("training", "collector", 4318, "TCP"),
     ("evaluation", "database", 5432, "TCP"),
@@ -100,6 +102,7 @@ DENIED = [
     ("mlflow", "retraining", 8003, "TCP"),
     ("candidate", "database", 5432, "TCP"),
     ("training", "database", 5432, "TCP"),
+    ("alertmanager", "mlflow", 5000, "TCP"),
     ("training", "apiserver", 443, "TCP"),
     ("training", "internet", 443, "TCP"),
     ("training", "retraining", 8003, "TCP"),

@@ -236,6 +236,7 @@ def test_a_registry_version_is_loaded_by_the_runtime_under_its_registered_name(
     env = {e["name"]: e["value"] for e in model["env"]}
     assert env["MLFLOW_TRACKING_URI"] == "http://orchard-mlflow.orchard:5000"
     assert json.loads(env["ORCHARD_INFERENCE_MODELS"]) == {"credit-risk": "models:/credit-risk/7"}
+    assert env["ORCHARD_INFERENCE_LAZY_LOAD_REGISTRY"] == "false"
     kserve_typed(isvc, "V1beta1InferenceService")
 
 
@@ -245,6 +246,7 @@ def test_a_registry_version_on_gpu_keeps_the_device_setting() -> None:
     assert [e["name"] for e in env] == [
         "MLFLOW_TRACKING_URI",
         "ORCHARD_INFERENCE_MODELS",
+        "ORCHARD_INFERENCE_LAZY_LOAD_REGISTRY",
         "ORCHARD_INFERENCE_DEVICE",
     ]
 

@@ -236,6 +236,8 @@ def inference_service(
         env += [
             {"name": "MLFLOW_TRACKING_URI", "value": str(settings.mlflow_tracking_uri)},
             {"name": "ORCHARD_INFERENCE_MODELS", "value": json.dumps({model: storage_uri})},
+            # This pod serves its one version: no other name loads on demand.
+            {"name": "ORCHARD_INFERENCE_LAZY_LOAD_REGISTRY", "value": "false"},
         ]
     else:
         model_spec["storageUri"] = storage_uri
