@@ -167,6 +167,47 @@ def _urls(service: str) -> set[str]:
     )
 
 
+def test_images_carry_the_names_the_chart_and_cd_publish() -> None:
+    # One name per image everywhere: what compose builds locally is what CD pushes and the
+    # Helm chart pulls (ghcr.io/orchard-ml/<component>), so a local build can stand in for it.
+    cd = yaml.safe_load((ROOT / ".github" / "workflows" / "cd.yml").read_text())
+    published = {
+        e["dockerfile"]: e["image"] for e in cd["jobs"]["images"]["strategy"]["matrix"]["include"]
+    }
+    for name, service in _services().items():
+        build = service.get("build")
+        if build is None:
+            continue
+        dockerfile = str((Path(build["context"]) / build["dockerfile"]).as_posix())
+        repository, _, tag = service["image"].rpartition(":")
+        assert repository == f"ghcr.io/orchard-ml/{published[dockerfile]}", name
+        assert tag, name
+
+
+def test_mlflow_runs_the_charts_image_hardened_on_postgresql() -> None:
+    mlflow = _services()["mlflow"]
+    assert mlflow["build"]["dockerfile"] == "images/mlflow/Dockerfile"
+    # The driver is in the image: nothing is installed when the container starts (offline
+    # starts work, and a read-only root would refuse it anyway).
+    command = mlflow["command"]
+    assert command[:2] == ["mlflow", "server"]
+    assert "pip" not in " ".join(command)
+    assert mlflow["read_only"] is True
+    assert "/tmp" in mlflow["tmpfs"]
+    assert mlflow["cap_drop"] == ["ALL"]
+    assert str(mlflow["user"]).split(":")[0] == "10001"
+    env = _environment(mlflow)
+    # psycopg 3, the driver the image installs and the chart's URLs name.
+    assert env["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql+psycopg://")
+    assert env["MLFLOW_BACKEND_STORE_URI"].endswith("@postgres:5432/mlflow")
+    (destination,) = [a.split("=", 1)[1] for a in command if a.startswith("--artifacts-dest")]
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in mlflow["volumes"]}
+    # Mounted at the image's own /var/lib/orchard, so a new volume is owned by its user.
+    assert "/var/lib/orchard" in mounts
+    assert destination.startswith("/var/lib/orchard/")
+    assert "127.0.0.1:5000/health" in " ".join(mlflow["healthcheck"]["test"])
+
+
 def test_services_reach_each_other_by_compose_names() -> None:
     services = set(_services())
     for name in ORCHARD_SERVICES:

@@ -1,13 +1,16 @@
 """The images' Dockerfiles: hadolint finds nothing, the runtime's image is what KServe and
 the k8s/ manifests expect of it (entrypoint, port, user, two-layer build), and every service
 image is built the same way: dependencies before code, non-root, read-only-root friendly,
-and the gateway and evaluation images (and retraining's default one) carry no torch.
+and the gateway and evaluation images (and retraining's default one) carry no torch. The
+MLflow image installs the locked MLflow and runs what the chart's command says, and every
+image the chart pulls is built by exactly one Dockerfile in CI and CD.
 
 Images are not built here (no container engine in CI's test job); these check the text.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,11 +23,21 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILES = sorted([*ROOT.glob("services/*/Dockerfile"), ROOT / "pipelines" / "Dockerfile"])
+DOCKERFILES = sorted(
+    [
+        *ROOT.glob("services/*/Dockerfile"),
+        ROOT / "pipelines" / "Dockerfile",
+        *ROOT.glob("images/*/Dockerfile"),
+    ]
+)
 INFERENCE = ROOT / "services" / "inference" / "Dockerfile"
-#: The images built by this repo's Dockerfiles besides the runtime: Dockerfile -> (package,
-#: module run, port or None).
+MLFLOW = ROOT / "images" / "mlflow" / "Dockerfile"
+CHART_VALUES = ROOT / "charts" / "orchard" / "values.yaml"
+WORKFLOWS = {name: ROOT / ".github" / "workflows" / f"{name}.yml" for name in ("ci", "cd")}
+#: The images built from this repo's workspace packages: Dockerfile -> (package, module run,
+#: port or None).
 IMAGES = {
+    INFERENCE: ("orchard-inference", "orchard_inference", 8080),
     ROOT / "services" / "gateway" / "Dockerfile": ("orchard-gateway", "orchard_gateway", 8000),
     ROOT / "services" / "evaluation" / "Dockerfile": (
         "orchard-evaluation",
@@ -67,7 +80,7 @@ def _instructions(path: Path) -> list[tuple[str, str]]:
 
 
 def test_there_are_dockerfiles() -> None:
-    assert INFERENCE in DOCKERFILES
+    assert {INFERENCE, MLFLOW} <= set(DOCKERFILES)
 
 
 @pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
@@ -155,10 +168,10 @@ def _members() -> list[str]:
 
 
 def test_every_image_is_linted() -> None:
-    assert set(IMAGES) | {INFERENCE} <= set(DOCKERFILES)
+    assert set(IMAGES) | {MLFLOW} <= set(DOCKERFILES)
 
 
-@pytest.mark.parametrize("dockerfile", [INFERENCE, *IMAGES], ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("dockerfile", [*IMAGES, MLFLOW], ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_dependency_layer_sees_the_whole_workspace(dockerfile: Path) -> None:
     # uv needs every member's pyproject.toml to use the frozen lock, even for one package.
     runs = [rest for keyword, rest in _instructions(dockerfile) if keyword == "RUN"]
@@ -273,3 +286,156 @@ def test_the_training_images_take_torch_from_the_cpu_index_by_default() -> None:
         assert GPU_PACKAGES.pattern in text
         assert "ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu" in text
     assert "ARG TORCH_VARIANT=cpu" in (ROOT / "pipelines" / "Dockerfile").read_text()
+
+
+# ---- every image: the same base images, user and labels --------------------------------------
+
+
+def _args(path: Path) -> dict[str, str]:
+    """Each ARG's default, by name (the first declaration that has one)."""
+    found: dict[str, str] = {}
+    for keyword, rest in _instructions(path):
+        if keyword == "ARG" and "=" in rest:
+            name, _, value = rest.partition("=")
+            found.setdefault(name, value.strip('"'))
+    return found
+
+
+def test_every_image_builds_on_the_same_pinned_base_images() -> None:
+    # One Python and one uv for every image, as build arguments (a mirror can replace them).
+    bases = {path: (_args(path)["PYTHON_IMAGE"], _args(path)["UV_IMAGE"]) for path in DOCKERFILES}
+    assert len(set(bases.values())) == 1, bases
+    python, uv = next(iter(bases.values()))
+    assert re.fullmatch(r"python:3\.\d+-slim-\w+", python), python
+    assert re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+", uv), uv
+    for path in DOCKERFILES:
+        froms = [rest for keyword, rest in _instructions(path) if keyword == "FROM"]
+        external = [rest.split()[0] for rest in froms if rest.startswith("$")]
+        assert {"${PYTHON_IMAGE}", "${UV_IMAGE}"} == set(external), path
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_image_runs_as_the_charts_user_and_is_labelled(dockerfile: Path) -> None:
+    final = _final_stage(dockerfile)
+    users = [rest for keyword, rest in final if keyword == "USER"]
+    assert users
+    assert users[-1] == "${UID}"
+    # The chart's pods and KServe's runtime run as this UID; the image must create it.
+    chart = yaml.safe_load(CHART_VALUES.read_text())
+    assert f"ARG UID={chart['global']['securityContext']['runAsUser']}" in _text(final)
+    assert "useradd --system --uid ${UID}" in _text(final).replace('"', "")
+    labels = " ".join(rest for keyword, rest in final if keyword == "LABEL")
+    for label in ("org.opencontainers.image.title", "org.opencontainers.image.description"):
+        assert f"{label}=" in labels, label
+    # The runtime stage takes the build's virtual environment owned by root: the user it runs
+    # as cannot change its own code.
+    assert "--chown=root:root /app/.venv /app/.venv" in _text(final)
+
+
+# ---- the MLflow image -----------------------------------------------------------------------
+
+
+def _locked_version(package: str) -> str:
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    (version,) = {entry["version"] for entry in lock["package"] if entry["name"] == package}
+    return str(version)
+
+
+def test_the_mlflow_image_installs_the_locked_mlflow_and_driver() -> None:
+    args = _args(MLFLOW)
+    assert args["MLFLOW_VERSION"] == _locked_version("mlflow")
+    assert args["PSYCOPG_VERSION"] == _locked_version("psycopg")
+    assert re.fullmatch(r"\d+\.\d+\.\d+", args["BOTO3_VERSION"])
+    runs = [rest for keyword, rest in _instructions(MLFLOW) if keyword == "RUN"]
+    (install,) = [rest for rest in runs if "uv pip install" in rest]
+    for requirement in (
+        '"mlflow==${MLFLOW_VERSION}"',
+        '"psycopg[binary]==${PSYCOPG_VERSION}"',  # psycopg 3: postgresql+psycopg:// URLs
+        '"boto3==${BOTO3_VERSION}"',
+    ):
+        assert requirement in install, requirement
+    # mlflow's own dependencies at the lock's versions: the locked set is the constraint file.
+    assert "uv export --frozen" in install
+    assert "--no-dev" in install
+    assert "--constraint /tmp/locked.txt" in install
+    assert "--output-file /tmp/locked.txt" in install
+
+
+def test_the_mlflow_image_runs_the_charts_command() -> None:
+    final = _final_stage(MLFLOW)
+    # Kubernetes' `command` replaces ENTRYPOINT and CMD alike; compose's replaces CMD. With no
+    # ENTRYPOINT both run exactly what they say.
+    for stage in _stages(MLFLOW).values():
+        assert not [rest for keyword, rest in stage if keyword == "ENTRYPOINT"]
+    (cmd,) = [json.loads(rest) for keyword, rest in final if keyword == "CMD"]
+    assert cmd[:2] == ["mlflow", "server"]
+    template = (ROOT / "charts" / "orchard" / "templates" / "mlflow.yaml").read_text()
+    assert 'list "mlflow" "server"' in template
+    env = " ".join(rest for keyword, rest in final if keyword == "ENV")
+    assert "PATH=/app/.venv/bin:$PATH" in env  # where the chart's bare `mlflow` is found
+    port = yaml.safe_load(CHART_VALUES.read_text())["mlflow"]["port"]
+    assert f"--port={port}" in cmd
+    assert {rest for keyword, rest in final if keyword == "EXPOSE"} == {str(port)}
+
+
+def test_the_mlflow_image_writes_only_to_tmp_and_its_volume() -> None:
+    final = _final_stage(MLFLOW)
+    env = " ".join(rest for keyword, rest in final if keyword == "ENV")
+    for setting in ("PYTHONDONTWRITEBYTECODE=1", "HOME=/tmp", "TMPDIR=/tmp", "XDG_CACHE_HOME=/tmp"):
+        assert setting in env, setting
+    assert 'VOLUME ["/var/lib/orchard"]' in _text(final)
+    # Without the chart's or compose's backend URL and destination, the defaults stay in it.
+    assert "MLFLOW_BACKEND_STORE_URI=sqlite:////var/lib/orchard/" in env
+    (cmd,) = [json.loads(rest) for keyword, rest in final if keyword == "CMD"]
+    (destination,) = [arg.split("=", 1)[1] for arg in cmd if arg.startswith("--artifacts-dest")]
+    assert destination.startswith("/var/lib/orchard/")
+    assert "install -d -o ${UID} -g ${UID}" in _text(final).replace('"', "")
+
+
+# ---- the chart's images and the workflows that build them ------------------------------------
+
+
+def _matrix(workflow: str) -> list[dict[str, str]]:
+    jobs = yaml.safe_load(WORKFLOWS[workflow].read_text())["jobs"]
+    return [
+        entry
+        for job in jobs.values()
+        for entry in job.get("strategy", {}).get("matrix", {}).get("include", [])
+        if "dockerfile" in entry
+    ]
+
+
+def _chart_repositories() -> dict[str, str]:
+    values = yaml.safe_load(CHART_VALUES.read_text())
+    images = {
+        component: values[component]["image"]
+        for component in ("gateway", "evaluation", "retraining", "mlflow")
+    }
+    images["kserve.servingRuntime"] = values["kserve"]["servingRuntime"]["image"]
+    images["retraining.trainingImage"] = values["retraining"]["trainingImage"]
+    return {where: image["repository"] for where, image in images.items()}
+
+
+@pytest.mark.parametrize("workflow", sorted(WORKFLOWS))
+def test_every_image_the_chart_pulls_is_built_by_exactly_one_dockerfile(workflow: str) -> None:
+    matrix = _matrix(workflow)
+    for where, repository in _chart_repositories().items():
+        dockerfiles = [entry["dockerfile"] for entry in matrix if entry["image"] == repository]
+        assert len(dockerfiles) == 1, (where, repository, dockerfiles)
+        assert (ROOT / dockerfiles[0]) in DOCKERFILES, (where, dockerfiles[0])
+    images = [entry["image"] for entry in matrix]
+    assert len(images) == len(set(images)), images
+
+
+def test_ci_and_cd_agree_on_which_dockerfile_builds_which_image() -> None:
+    ci, cd = ({e["image"]: e["dockerfile"] for e in _matrix(name)} for name in ("ci", "cd"))
+    assert ci == cd
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_dockerfiles_build_example_uses_the_published_name(dockerfile: Path) -> None:
+    published = {e["dockerfile"]: e["image"] for e in _matrix("cd")}
+    image = published[str(dockerfile.relative_to(ROOT))]
+    tags = re.findall(r"-t (\S+):", dockerfile.read_text())
+    assert tags
+    assert set(tags) == {f"ghcr.io/orchard-ml/{image}"}, tags

@@ -26,7 +26,9 @@ from .kserve_types import KINDS
 from .kserve_types import strict as _strict
 
 ROOT = Path(__file__).resolve().parents[2]
-MANIFESTS = sorted((ROOT / "k8s").rglob("*.yaml"))
+# The KServe manifests; the other k8s/ folders (namespace, GPU, kind, prometheus-adapter) are
+# checked in test_k8s_extras.py.
+MANIFESTS = sorted((ROOT / "k8s" / "kserve").rglob("*.yaml"))
 RUNTIME = "orchard-inference"
 KUBERNETES_VERSION = "1.31.0"  # the oldest Kubernetes KServe 0.15 supports that we target
 
@@ -125,6 +127,24 @@ def test_the_runtime_container_is_what_kserve_starts() -> None:
     assert {"cpu", "memory"} <= set(resources["requests"])
     assert "memory" in resources["limits"]
     assert container["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_runtime_runs_as_the_images_user_on_a_read_only_root() -> None:
+    spec = _runtime()["spec"]
+    (container,) = spec["containers"]
+    security = container["securityContext"]
+    # The user the image creates and the Helm chart runs every Orchard container as: another
+    # UID would own nothing in the image and differ from the chart's runtime.
+    chart = yaml.safe_load((ROOT / "charts" / "orchard" / "values.yaml").read_text())
+    assert security["runAsUser"] == chart["global"]["securityContext"]["runAsUser"] == 10001
+    dockerfile = (ROOT / "services" / "inference" / "Dockerfile").read_text()
+    assert f"ARG UID={security['runAsUser']}" in dockerfile
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    # A read-only root needs a writable /tmp (MLflow downloads, caches): an emptyDir.
+    mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+    volumes = {volume["name"]: volume for volume in spec["volumes"]}
+    assert "emptyDir" in volumes[mounts["/tmp"]]
 
 
 def test_probes_and_scrape_annotations_name_routes_the_runtime_serves() -> None:
