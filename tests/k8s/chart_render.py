@@ -26,15 +26,21 @@ EVENTS_API = ROOT / "services/evaluation/src/orchard_evaluation/api/events.py"
 GPU = "nvidia.com/gpu"
 
 
-def _helm() -> str:
-    local = ROOT / ".tools" / "bin" / "helm"
-    found = str(local) if local.is_file() else shutil.which("helm")
+def _tool(name: str) -> str:
+    """``.tools/bin/<name>`` (from ``scripts/install-<name>``) or ``<name>`` on PATH; skipped
+    without it, failed under CI=true."""
+    local = ROOT / ".tools" / "bin" / name
+    found = str(local) if local.is_file() else shutil.which(name)
     if found is None:
-        reason = "helm not found: run scripts/install-helm (installs .tools/bin/helm)"
+        reason = f"{name} not found: run scripts/install-{name} (installs .tools/bin/{name})"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(reason)
         pytest.skip(reason)
     return found
+
+
+def _helm() -> str:
+    return _tool("helm")
 
 
 def _run_helm(*args: str) -> str:
@@ -77,15 +83,7 @@ PROMETHEUS_OPERATOR_API = "monitoring.coreos.com/v1"
 
 
 def _checkov() -> str:
-    """checkov (from ``scripts/install-checkov`` or PATH): skipped without it, failed under CI."""
-    local = ROOT / ".tools" / "bin" / "checkov"
-    found = str(local) if local.is_file() else shutil.which("checkov")
-    if found is None:
-        reason = "checkov not found: run scripts/install-checkov (installs .tools/bin/checkov)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found
+    return _tool("checkov")
 
 
 def _render_to(scenario: Path, folder: Path) -> None:
