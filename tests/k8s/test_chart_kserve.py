@@ -70,7 +70,8 @@ def test_retrainings_inference_services_are_servable_by_the_charts_registry_runt
     values: Path,
 ) -> None:
     # What retraining will create at run time, from the settings the chart gives it.
-    from orchard_retraining.k8s import InferenceServiceSettings, inference_service
+    from orchard_retraining.controller.build import inference_service_settings
+    from orchard_retraining.k8s import inference_service
     from orchard_retraining.settings import RetrainingSettings
 
     documents = _render(values)
@@ -81,14 +82,9 @@ def test_retrainings_inference_services_are_servable_by_the_charts_registry_runt
         mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"],
     )  # fmt: skip
     assert settings.traffic_backend == "kubernetes"
+    isvc_settings = inference_service_settings(settings, "orchard")
     isvc = inference_service(
-        InferenceServiceSettings(
-            namespace="orchard",
-            runtime=settings.kserve_runtime,
-            service_account=settings.kserve_service_account,
-            deployment_mode=settings.kserve_deployment_mode,
-            mlflow_tracking_uri=settings.mlflow_tracking_uri,
-        ),
+        isvc_settings,
         model="credit-risk",
         version="3",
         storage_uri="models:/credit-risk/3",
@@ -224,3 +220,28 @@ def test_an_unknown_model_format_is_refused() -> None:
     )  # fmt: skip
     assert done.returncode != 0
     assert "format" in done.stderr
+
+
+def test_retraining_serves_the_gpu_models_versions_on_the_gpu_pool() -> None:
+    from orchard_retraining.controller.build import inference_service_settings
+    from orchard_retraining.settings import RetrainingSettings
+
+    documents = _render(CHART / "ci" / "gpu-values.yaml")
+    env = _env(documents, "retraining")
+    settings = RetrainingSettings(
+        kserve_gpu_models=env["ORCHARD_RETRAINING_KSERVE_GPU_MODELS"],
+        mlflow_tracking_uri=env["MLFLOW_TRACKING_URI"],
+    )
+    isvc = inference_service_settings(settings, "orchard")
+    gpu = isvc.gpu_for("digits")
+    assert gpu is not None
+    assert isvc.gpu_for("credit-risk") is None
+    # The same pool the chart's own GPU InferenceService selects and tolerates.
+    (digits,) = [
+        i for i in _of_kind(documents, "InferenceService") if i["metadata"]["name"] == "digits"
+    ]
+    predictor = digits["spec"]["predictor"]
+    assert predictor["nodeSelector"] == dict(gpu.node_selector)
+    assert [t.as_dict() for t in gpu.tolerations] == [
+        {k: v for k, v in t.items() if k != "value"} for t in predictor["tolerations"]
+    ]

@@ -154,6 +154,14 @@ class RetrainingSettings(ServiceSettings):
             "ServiceAccount those InferenceServices run as; empty: the namespace's default."
         ),
     )
+    kserve_gpu_models: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            'Models whose InferenceServices run on GPU nodes, as JSON ["digits"]: one '
+            "nvidia.com/gpu each, on nodes labelled nvidia.com/gpu.present=true, tolerating the "
+            "nvidia.com/gpu taint (NVIDIA's device plugin and GPU feature discovery)."
+        ),
+    )
     kserve_payload_logger: bool = Field(
         default=False,
         description=(
@@ -233,7 +241,7 @@ class RetrainingSettings(ServiceSettings):
         # An empty variable (what a chart renders for "none") means the namespace's default.
         return None if value == "" else value
 
-    @field_validator("models", "pipeline_command", mode="before")
+    @field_validator("models", "pipeline_command", "kserve_gpu_models", mode="before")
     @classmethod
     def _parse_list(cls, value: Any) -> Any:
         if isinstance(value, str | bytes):

@@ -254,3 +254,39 @@ def test_a_registry_version_on_gpu_keeps_the_device_setting() -> None:
 def test_a_registry_version_without_a_tracking_uri_is_rejected() -> None:
     with pytest.raises(ValueError, match="mlflow_tracking_uri"):
         _isvc(InferenceServiceSettings(), storage_uri="models:/credit-risk/7")
+
+
+def test_gpu_models_alone_land_on_gpu_nodes() -> None:
+    settings = dataclasses.replace(REGISTRY, gpu=GpuSettings(), gpu_models=("digits",))
+    digits = _isvc(settings, model="digits", storage_uri="models:/digits/2")["spec"]["predictor"]
+    credit = _isvc(settings, storage_uri="models:/credit-risk/7")["spec"]["predictor"]
+    assert digits["model"]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert digits["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+    assert "nvidia.com/gpu" not in str(credit)
+    assert "nodeSelector" not in credit
+
+
+def test_the_services_settings_shape_its_inference_services() -> None:
+    from orchard_retraining.controller.build import inference_service_settings
+    from orchard_retraining.settings import RetrainingSettings
+
+    settings = RetrainingSettings(
+        mlflow_tracking_uri="http://orchard-mlflow.orchard.svc:5000",
+        evaluation_url="http://orchard-evaluation.orchard.svc:8002",
+        kserve_deployment_mode="Serverless",
+        kserve_service_account="",
+        kserve_gpu_models='["digits"]',
+    )
+    isvc = inference_service_settings(settings, "orchard")
+    assert (isvc.runtime, isvc.deployment_mode, isvc.service_account) == (
+        "orchard-registry",
+        "Serverless",
+        None,
+    )
+    assert isvc.evaluation_url is None  # the gateway logs what it routes
+    assert isvc.gpu_for("digits") is not None
+    assert isvc.gpu_for("credit-risk") is None
+    logged = inference_service_settings(
+        RetrainingSettings(evaluation_url="http://e:8002", kserve_payload_logger=True), "orchard"
+    )
+    assert logged.evaluation_url == "http://e:8002"

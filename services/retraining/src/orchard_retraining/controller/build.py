@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -16,27 +17,44 @@ from orchard_retraining.rollout_store import RolloutStore
 from orchard_retraining.settings import RetrainingSettings
 from orchard_retraining.traffic_local import LocalTrafficBackend
 
-__all__ = ["build_controller", "build_traffic_backend"]
+if TYPE_CHECKING:  # the Kubernetes client is imported only when it is used
+    from orchard_retraining.k8s import InferenceServiceSettings
+
+__all__ = ["build_controller", "build_traffic_backend", "inference_service_settings"]
+
+
+def inference_service_settings(
+    settings: RetrainingSettings, namespace: str
+) -> InferenceServiceSettings:
+    """How this service's InferenceServices look, from its settings, in ``namespace``.
+
+    Raises:
+        ValueError: a setting Kubernetes would refuse (names, the namespace's length).
+    """
+    from orchard_retraining.k8s import GpuSettings, InferenceServiceSettings
+
+    return InferenceServiceSettings(
+        namespace=namespace,
+        runtime=settings.kserve_runtime,
+        service_account=settings.kserve_service_account,
+        deployment_mode=settings.kserve_deployment_mode,
+        evaluation_url=settings.evaluation_url if settings.kserve_payload_logger else None,
+        mlflow_tracking_uri=settings.mlflow_tracking_uri,
+        gpu=GpuSettings() if settings.kserve_gpu_models else None,
+        gpu_models=tuple(settings.kserve_gpu_models),
+    )
 
 
 def build_traffic_backend(settings: RetrainingSettings) -> TrafficBackend | None:
     """The traffic backend the settings name (``None``: local without a runtime URL)."""
     if settings.traffic_backend == "kubernetes":
         from orchard_retraining.k8s import (
-            InferenceServiceSettings,
             KubernetesTrafficBackend,
             current_namespace,
             load_api_client,
         )
 
-        isvc = InferenceServiceSettings(
-            namespace=current_namespace(),
-            runtime=settings.kserve_runtime,
-            service_account=settings.kserve_service_account,
-            deployment_mode=settings.kserve_deployment_mode,
-            evaluation_url=settings.evaluation_url if settings.kserve_payload_logger else None,
-            mlflow_tracking_uri=settings.mlflow_tracking_uri,
-        )
+        isvc = inference_service_settings(settings, current_namespace())
         return KubernetesTrafficBackend.from_api_client(isvc, load_api_client())
     if settings.runtime_url is None:
         return None

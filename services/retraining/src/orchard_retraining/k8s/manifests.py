@@ -224,9 +224,10 @@ def inference_service(
         raise ValueError(f"model_format must be a lowercase format name, got {model_format!r}")
     name = inference_service_name(settings, model, version)
     labels = _common_labels("inference", name, model) | {VERSION_LABEL: label_value(version)}
+    gpu = settings.gpu_for(model)
     model_spec: dict[str, Any] = {
         "modelFormat": {"name": model_format},
-        "resources": settings.resources.as_dict(settings.gpu.resources() if settings.gpu else None),
+        "resources": settings.resources.as_dict(gpu.resources() if gpu else None),
     }
     env: list[dict[str, str]] = []
     if from_registry:
@@ -245,7 +246,7 @@ def inference_service(
         model_spec["runtime"] = settings.runtime
     if settings.protocol_version is not None:
         model_spec["protocolVersion"] = settings.protocol_version
-    if settings.gpu is not None:
+    if gpu is not None:
         # The Orchard runtime fails to load rather than quietly falling back to the CPU.
         env.append({"name": "ORCHARD_INFERENCE_DEVICE", "value": "cuda"})
     if env:
@@ -254,7 +255,7 @@ def inference_service(
         "minReplicas": settings.min_replicas,
         "maxReplicas": settings.max_replicas,
         "model": model_spec,
-        **_scheduling(settings.gpu),
+        **_scheduling(gpu),
     }
     if settings.service_account is not None:
         predictor["serviceAccountName"] = settings.service_account

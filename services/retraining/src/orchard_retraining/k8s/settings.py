@@ -228,6 +228,14 @@ class InferenceServiceSettings:
     gpu: GpuSettings | None = None
     evaluation_url: str | None = None
     mlflow_tracking_uri: str | None = None
+    # Non-empty: only these models get ``gpu`` (the others stay on CPU nodes).
+    gpu_models: tuple[str, ...] = ()
+
+    def gpu_for(self, model: str) -> GpuSettings | None:
+        """The GPU settings of ``model``'s InferenceServices (None: CPU)."""
+        if self.gpu is None or (self.gpu_models and model not in self.gpu_models):
+            return None
+        return self.gpu
 
     def __post_init__(self) -> None:
         _check_common(self.namespace, self.service_account)
