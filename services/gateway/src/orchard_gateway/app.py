@@ -18,6 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 from orchard_core import create_app as create_core_app
 from orchard_core import new_registry
 from orchard_core.app import package_version
+from orchard_gateway.api.fast_path import InferFastPath
 from orchard_gateway.api.router import API_ROUTERS
 from orchard_gateway.auth import API_KEY_PEPPER_ENV, KeyStore, RateLimiter
 from orchard_gateway.batch import BatchMetrics
@@ -234,7 +235,8 @@ def create_app(
         readiness=watcher.not_ready_reason,
         registry=registry,
         span_exporter=span_exporter,
-        middleware=_cors(settings),
+        # Innermost: CORS, tracing and the observability middleware wrap the fast path too.
+        middleware=[*_cors(settings), Middleware(InferFastPath)],
     )
     app.state.routes = watcher
     app.state.metrics = metrics

@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from orchard_core.oip import decode_infer_request
 from orchard_core.responses import json_response
 from orchard_gateway.api.relay import predict, relay
 from orchard_gateway.deps import (
@@ -17,28 +16,36 @@ from orchard_gateway.deps import (
     RoutesDep,
     UpstreamDep,
 )
+from orchard_gateway.oip_check import infer_parameters
 from orchard_gateway.routes_table import Route
 
-__all__ = ["router"]
+__all__ = ["answer_infer", "infer", "infer_version", "router"]
 
 router = APIRouter(prefix="/v2", tags=["v2"])
 
 
-# The prediction routes come first: routes are matched in order, and these are the hot path.
-async def _infer(
+async def answer_infer(
     request: Request, call: PredictCall, model: str, version: str | None = None
 ) -> Response:
+    """One OIP v2 inference: validate the request, route it, answer with the backend's reply.
+
+    Shared by the two routes below and by ``InferFastPath``, which answers the same requests
+    without FastAPI's routing and dependency resolution.
+    """
     # Bad input is answered here, without a round trip; the original bytes go upstream.
-    parsed = decode_infer_request(call.body)
+    parameters = infer_parameters(call.body)
     return await predict(
-        request, call.predictor, model, call.body, version=version, parameters=parsed.parameters
+        request, call.predictor, model, call.body, version=version, parameters=parameters
     )
 
 
+# The prediction routes come first: routes are matched in order, and these are the hot path.
+# InferFastPath answers their POSTs before FastAPI routes them; they stay registered for the
+# OpenAPI document, for other methods (405) and for tests that override dependencies.
 @router.post("/models/{model}/infer")
 async def infer(model: str, request: Request, call: PredictCallDep) -> Response:
     """Inference on a model: its version is chosen by the route table (weights, stickiness)."""
-    return await _infer(request, call, model)
+    return await answer_infer(request, call, model)
 
 
 @router.post("/models/{model}/versions/{version}/infer")
@@ -46,7 +53,7 @@ async def infer_version(
     model: str, version: str, request: Request, call: PredictCallDep
 ) -> Response:
     """Inference on one routed version of a model."""
-    return await _infer(request, call, model, version)
+    return await answer_infer(request, call, model, version)
 
 
 @router.get("")
