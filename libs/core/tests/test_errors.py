@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.testclient import TestClient
+from starlette.responses import Response
 
 from orchard_core import ServiceSettings, create_app
 from orchard_core.errors import (
@@ -17,10 +18,12 @@ from orchard_core.errors import (
     PayloadTooLarge,
     TooManyRequests,
     Unauthorized,
+    UnsupportedEncoding,
     UpstreamError,
     UpstreamTimeout,
     status_for,
 )
+from orchard_core.requests import read_limited_body
 
 
 @pytest.mark.parametrize(
@@ -31,6 +34,7 @@ from orchard_core.errors import (
         (Forbidden("x"), 403),
         (TooManyRequests("x"), 429),
         (PayloadTooLarge("x"), 413),
+        (UnsupportedEncoding("x"), 415),
         (ModelNotFound("x"), 404),
         (ModelNotReady("x"), 503),
         (UpstreamError("x"), 502),
@@ -109,3 +113,27 @@ def test_an_error_with_headers_answers_with_them() -> None:
     assert response.status_code == 429
     assert response.headers["retry-after"] == "3"
     assert response.json() == {"error": "slow down"}
+
+
+def _echo_client() -> TestClient:
+    router = APIRouter()
+
+    @router.post("/echo")
+    async def echo(request: Request) -> Response:
+        body = await read_limited_body(request, 1024, owner="the test", setting="LIMIT")
+        return Response(body)
+
+    return TestClient(create_app(ServiceSettings(service_name="t"), title="t", routers=[router]))
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "identity, gzip", "GZIP"])
+def test_a_compressed_body_is_415_with_what_to_do(encoding: str) -> None:
+    response = _echo_client().post("/echo", content=b"{}", headers={"content-encoding": encoding})
+    assert response.status_code == 415
+    assert "send the body uncompressed" in response.json()["error"]
+
+
+@pytest.mark.parametrize("headers", [{}, {"content-encoding": "identity"}])
+def test_an_uncompressed_body_is_read(headers: dict[str, str]) -> None:
+    response = _echo_client().post("/echo", content=b"{}", headers=headers)
+    assert (response.status_code, response.content) == (200, b"{}")

@@ -7,7 +7,9 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from typing import Any
 
+import anyio
 import pytest
 from fastapi import APIRouter
 from fastapi.testclient import TestClient
@@ -195,3 +197,52 @@ def test_links_are_valid_distinct_and_bounded() -> None:
     assert links[0].context.trace_id == 1
     assert links[0].context.span_id == 1
     assert trace_links([("a" * 32, "b" * 16)], limit=0) == ([], 1)
+
+
+async def _raw_post(
+    app: Any, path: str, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, dict[bytes, bytes]]:
+    """One request over ASGI with exactly these header bytes (HTTP clients re-encode them)."""
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+        "root_path": "", "headers": headers, "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000), "state": {},
+    }  # fmt: skip
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    return start["status"], dict(start["headers"])
+
+
+@pytest.mark.parametrize(
+    "value", [b"\x80\\", b"\\\x80", b"caf\xe9"], ids=["raises", "warns", "latin-1"]
+)
+def test_a_host_tracing_cannot_decode_gets_the_apps_answer(value: bytes) -> None:
+    # OpenTelemetry's ASGI middleware decodes the Host header as UTF-8, else with Python's
+    # unicode_escape codec, which raises or warns on some bytes: such a request used to get a
+    # bare 500 from outside the app (no request id), a DeprecationWarning error under pytest.
+    exporter = InMemorySpanExporter()
+    app = create_app(
+        ServiceSettings(service_name="demo"),
+        title="t",
+        version="1",
+        routers=[_router()],
+        span_exporter=exporter,
+    )
+    with TestClient(app):  # runs the lifespan
+        status, headers = anyio.run(
+            _raw_post, app, "/v2/models/credit-risk/infer", [(b"host", value)]
+        )
+        assert status == 200
+        assert headers[b"x-request-id"]  # answered by the app's own middleware
+        status, _ = anyio.run(_raw_post, app, "/v2/models/credit-risk/infer", [(b"host", b"ok")])
+        assert status == 200
+    assert exporter.get_finished_spans()  # tracing goes on

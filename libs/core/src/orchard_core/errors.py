@@ -7,7 +7,8 @@ and a log line carrying the request and trace ids.
 
     OrchardError                     500
     ├── InvalidInput                 400
-    │   └── PayloadTooLarge          413
+    │   ├── PayloadTooLarge          413
+    │   └── UnsupportedEncoding      415
     ├── Unauthorized                 401
     ├── Forbidden                    403
     ├── TooManyRequests              429
@@ -47,6 +48,7 @@ __all__ = [
     "ServiceUnavailable",
     "TooManyRequests",
     "Unauthorized",
+    "UnsupportedEncoding",
     "UpstreamError",
     "UpstreamTimeout",
     "error_response",
@@ -71,6 +73,10 @@ class InvalidInput(OrchardError):
 
 class PayloadTooLarge(InvalidInput):
     """The request body is larger than the configured limit (413)."""
+
+
+class UnsupportedEncoding(InvalidInput):
+    """The request body is compressed (a Content-Encoding other than identity) (415)."""
 
 
 class Unauthorized(OrchardError):
@@ -121,6 +127,7 @@ class InferenceError(OrchardError):
 STATUS_BY_ERROR: Final[dict[type[OrchardError], int]] = {
     InvalidInput: 400,
     PayloadTooLarge: 413,
+    UnsupportedEncoding: 415,
     Unauthorized: 401,
     Forbidden: 403,
     TooManyRequests: 429,

@@ -25,6 +25,7 @@ and the ``TRACEPARENT``/``TRACESTATE`` environment variables into training proce
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
@@ -173,7 +174,62 @@ def setup_tracing(
         # One span per request, not one more per ASGI message sent or received.
         exclude_spans=["receive", "send"],
     )
+    _guard_header_decoding(app)
     return provider
+
+
+def _guard_header_decoding(app: FastAPI) -> None:
+    """Let requests whose headers OpenTelemetry cannot decode reach the app untraced.
+
+    Its ASGI middleware decodes every header as UTF-8, else with Python's ``unicode_escape``
+    codec, which raises on some bytes (a non-UTF-8 value ending in a backslash) and warns on
+    others: the request then got a bare 500 from outside the app instead of the app's answer.
+    The instrumented stack is ServerErrorMiddleware → OpenTelemetryMiddleware → the app's;
+    the guard goes between the first two and sends such a request past the second.
+    """
+    from starlette.middleware.errors import ServerErrorMiddleware
+
+    instrumented = app.build_middleware_stack
+
+    def build_middleware_stack() -> Any:
+        outer = instrumented()
+        traced = getattr(outer, "app", None)
+        untraced = getattr(traced, "app", None)
+        if isinstance(outer, ServerErrorMiddleware) and untraced is not None:
+            outer.app = _DecodableHeadersOnly(traced, untraced)
+        return outer
+
+    app.build_middleware_stack = build_middleware_stack  # type: ignore[method-assign]
+
+
+class _DecodableHeadersOnly:
+    """Sends a request through ``traced`` when its headers decode as OpenTelemetry decodes
+    them, else straight to ``untraced``."""
+
+    def __init__(self, traced: Any, untraced: Any) -> None:
+        self.traced = traced
+        self.untraced = untraced
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = scope.get("headers") or ()
+        if scope["type"] == "lifespan" or all(map(_decodable, headers)):
+            await self.traced(scope, receive, send)
+        else:
+            await self.untraced(scope, receive, send)
+
+
+def _decodable(header: tuple[bytes, bytes]) -> bool:
+    for item in header:
+        try:
+            item.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error")
+                    item.decode("unicode_escape")
+            except (UnicodeDecodeError, DeprecationWarning):
+                return False
+    return True
 
 
 def tracer_for(owner: Any, name: str) -> trace.Tracer:

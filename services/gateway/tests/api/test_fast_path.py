@@ -103,6 +103,7 @@ CASES: dict[str, list[Sent]] = {
     "declared too large": [_post(INFER, b"{}", [*_key(), (b"content-length", b"999999")])],
     "too large, undeclared": [Sent("POST", INFER, b" " * (MAX_BODY + 1), _key())],
     "bad content-length": [_post(INFER, infer_body(), [*_key(), (b"content-length", b"12x")])],
+    "compressed body": [_post(INFER, infer_body(), [*_key(), (b"content-encoding", b"gzip")])],
     "trailing slash": [_post(INFER + "/", infer_body())],
     "encoded slash": [_post("/v2/models/credit%2Frisk/infer", infer_body())],
     "HEAD": [Sent("HEAD", INFER, b"", _key())],
